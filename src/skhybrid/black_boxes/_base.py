@@ -1,0 +1,259 @@
+"""The forward-only black-box contract shared by every simulated or real device."""
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from .imperfections import Imperfections
+
+__all__ = ["BlackBox", "QUERY_PURPOSES"]
+
+#: The purposes a query can be made for; counters are kept per purpose.
+QUERY_PURPOSES = ("forward", "zo", "surrogate")
+
+
+class BlackBox:
+    """A linear-in-``x`` device that can only be run forward.
+
+    ``y = A(params) x`` for a batch of input vectors ``X`` of shape
+    ``(n, d_in)`` at one parameter setting ("configuration") ``params`` of
+    shape ``(n_params,)``. Training code only calls :meth:`query`; that one
+    place counts input vectors and configurations, and applies the
+    black box's imperfections (noise, quantisation, drift).
+
+    Subclasses implement :meth:`_forward`, a batched, torch-differentiable
+    simulation, and :meth:`_initial_params`. Real instruments plug in through
+    :class:`~skhybrid.black_boxes.CallableBlackBox`.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Input and output widths.
+    imperfections : Imperfections or dict or None, default=None
+        Measurement noise, quantisation and drift applied to every query.
+        ``None`` is an ideal device.
+    random_state : int or None, default=None
+        Seeds the initial parameters and the imperfection draws.
+
+    Attributes
+    ----------
+    n_params : int
+        Length of the parameter vector.
+    mu : float
+        Finite-difference step that suits the device.
+    params0 : torch.Tensor of shape (n_params,)
+        Initial parameter vector (float64).
+    linear_in_x : bool
+        True when ``query(a X1 + b X2) = a query(X1) + b query(X2)`` for an
+        ideal device; enables the compressed-batch ZO estimate.
+    differentiable : bool
+        True for simulated devices, whose :meth:`_forward` supports autograd
+        (used only by the oracle gradient modes).
+    param_range : tuple of float or None
+        ``(low, high)`` range the parameters are quantised over.
+    param_period : float or None
+        Period of the parameters (phases), used to wrap them before
+        quantisation.
+    counts : dict
+        ``{purpose: {"vectors": int, "configurations": int}}`` for the
+        purposes in :data:`QUERY_PURPOSES`.
+    """
+
+    mu = 1e-4
+    linear_in_x = True
+    differentiable = True
+    param_range = None
+    param_period = None
+
+    def __init__(self, d_in, d_out, *, imperfections=None, random_state=None):
+        self.d_in = _check_width("d_in", d_in)
+        self.d_out = _check_width("d_out", d_out)
+        self.imperfections = Imperfections.coerce(imperfections)
+        self.random_state = random_state
+        self._seed = _seed_from(random_state)
+        gen = torch.Generator().manual_seed(self._seed)
+        self.params0 = self._initial_params(gen).to(torch.float64).reshape(-1)
+        self.n_params = int(self.params0.numel())
+        self._noise_generator = torch.Generator().manual_seed(self._seed + 1)
+        self._drift = torch.zeros(self.n_params, dtype=torch.float64)
+        self._programmed = None
+        self.reset_counts()
+
+    # ------------------------------------------------------------------ API
+    def query(self, X, params, purpose="forward"):
+        """Run the device forward on a batch of inputs.
+
+        Parameters
+        ----------
+        X : tensor of shape (n, d_in) or (k, n, d_in)
+            Input vectors. With a batch of ``k`` configurations a 2-D ``X``
+            is sent to every configuration.
+        params : tensor of shape (n_params,) or (k, n_params)
+            One configuration, or a batch of ``k`` configurations evaluated
+            in one vectorised call (each still counted).
+        purpose : {"forward", "zo", "surrogate"}, default="forward"
+            What the query is for; only used for the counters.
+
+        Returns
+        -------
+        Y : tensor of shape (n, d_out) or (k, n, d_out)
+            float64 measurements (the device's compute dtype), on ``X``'s
+            torch device.
+        """
+        with torch.no_grad():
+            return self._query(X, params, purpose)
+
+    def query_differentiable(self, X, params, purpose="forward"):
+        """Like :meth:`query`, but differentiable through the simulation.
+
+        For the oracle gradient modes (``"exact"``, ``"zo_only"``,
+        ``"surrogate_only"``) only; training code in the black-box modes
+        never calls it. Quantisation uses a straight-through estimator;
+        noise and drift enter as constants.
+        """
+        if not self.differentiable:
+            raise TypeError(
+                f"{type(self).__name__} is not a differentiable simulation; the "
+                "oracle gradient modes need one (use gradient='astralora')"
+            )
+        return self._query(X, params, purpose)
+
+    def matrix(self, params=None):
+        """The ideal matrix ``A(params)`` of shape (d_out, d_in).
+
+        An oracle for tests and diagnostics: no imperfections, not counted.
+        """
+        params = self.params0 if params is None else params
+        params = torch.as_tensor(params, dtype=torch.float64)
+        eye = torch.eye(self.d_in, dtype=torch.float64, device=params.device)
+        with torch.no_grad():
+            return self._forward(eye, params.reshape(1, -1))[0].T
+
+    def reset_counts(self):
+        """Set every query counter to zero."""
+        self.counts = {p: {"vectors": 0, "configurations": 0} for p in QUERY_PURPOSES}
+
+    @property
+    def n_queries(self):
+        """Total ``{"vectors": int, "configurations": int}`` over all purposes."""
+        return {
+            key: sum(c[key] for c in self.counts.values())
+            for key in ("vectors", "configurations")
+        }
+
+    def clone(self):
+        """A fresh copy: same construction, counters and drift reset."""
+        new = copy.deepcopy(self)
+        new.reset_counts()
+        new._drift = torch.zeros_like(new._drift)
+        new._programmed = None
+        new._noise_generator = torch.Generator().manual_seed(new._seed + 1)
+        return new
+
+    def __repr__(self):
+        extra = "" if not self.imperfections.active else f", imperfections={self.imperfections!r}"
+        return f"{type(self).__name__}(d_in={self.d_in}, d_out={self.d_out}{extra})"
+
+    # ------------------------------------------------------- for subclasses
+    def _initial_params(self, generator):
+        """Return the initial parameter vector, drawn from ``generator``."""
+        raise NotImplementedError
+
+    def _forward(self, X, params):
+        """Ideal batched simulation.
+
+        Parameters
+        ----------
+        X : float64 tensor of shape (n, d_in) or (k, n, d_in)
+        params : float64 tensor of shape (k, n_params)
+
+        Returns
+        -------
+        float64 tensor of shape (k, n, d_out)
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ internals
+    def _query(self, X, params, purpose):
+        if purpose not in QUERY_PURPOSES:
+            raise ValueError(f"purpose must be one of {QUERY_PURPOSES}; got {purpose!r}")
+        X = torch.as_tensor(X)
+        params = torch.as_tensor(params, device=X.device)
+        single = params.dim() == 1
+        P = params.reshape(1, -1) if single else params
+        if P.dim() != 2 or P.shape[1] != self.n_params:
+            raise ValueError(
+                f"params must have shape (n_params,) or (k, n_params) with "
+                f"n_params={self.n_params}; got {tuple(params.shape)}"
+            )
+        if X.shape[-1] != self.d_in or X.dim() not in (2, 3):
+            raise ValueError(
+                f"X must have shape (n, d_in) or (k, n, d_in) with d_in={self.d_in}; "
+                f"got {tuple(X.shape)}"
+            )
+        if X.dim() == 3 and X.shape[0] != P.shape[0]:
+            raise ValueError("a 3-D X needs one slice per configuration")
+        X = X.to(torch.float64)
+        P = P.to(torch.float64)
+        self._count(X, P, purpose)
+        P = self._apply_drift(P)
+        imp = self.imperfections
+        P = imp.quantise_params(P, self.param_range, self.param_period)
+        X = imp.quantise_inputs(X)
+        Y = self._forward(X, P)
+        Y = imp.add_noise(Y, self._noise_generator)
+        return Y[0] if single and X.dim() == 2 else Y
+
+    def _count(self, X, P, purpose):
+        n_vectors = X.shape[-2]
+        k = P.shape[0]
+        c = self.counts[purpose]
+        c["vectors"] += int(n_vectors * k if X.dim() == 2 else X.shape[0] * X.shape[1])
+        # A configuration is a reprogramming: asking again for the setting the
+        # device already holds costs none.
+        detached = P.detach()
+        same_first = (
+            self._programmed is not None
+            and self._programmed.shape == detached[0].shape
+            and self._programmed.device == detached.device
+            and torch.equal(self._programmed, detached[0])
+        )
+        c["configurations"] += k - int(same_first)
+        self._programmed = detached[-1].clone()
+
+    def _apply_drift(self, P):
+        std = self.imperfections.drift
+        if not std:
+            return P
+        steps = torch.randn(P.shape, generator=self._noise_generator, dtype=torch.float64)
+        walk = self._drift + std * torch.cumsum(steps, dim=0)
+        self._drift = walk[-1].clone()
+        return P + walk.to(P.device)
+
+
+def _check_width(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value}")
+    return int(value)
+
+
+def _seed_from(random_state):
+    """An int seed in [0, 2**31) from None, an int or a numpy RandomState/Generator."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 2))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) % (2**31 - 2)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 2))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 2))
+    raise TypeError(f"random_state must be None, an int or a numpy RandomState; got {random_state!r}")
+
+
+def kaiming_uniform_bound(d_in):
+    """The bound ``1/sqrt(d_in)`` of ``nn.Linear``'s default weight init."""
+    return 1.0 / math.sqrt(d_in)
