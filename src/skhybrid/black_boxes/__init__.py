@@ -4,6 +4,8 @@ Every black box is built by name with :func:`make_black_box`, or wraps a
 user's function with :class:`CallableBlackBox`.
 """
 
+import inspect
+
 from ._base import QUERY_PURPOSES, BlackBox
 from .callable import CallableBlackBox
 from .imperfections import Imperfections
@@ -76,9 +78,19 @@ def make_black_box(name, d_in, d_out, **options):
         if imperfections:
             raise ValueError("pass imperfections either as a dict or as separate options, not both")
         imperfections = options.pop("imperfections")
-    try:
-        return cls(d_in, d_out, imperfections=imperfections or None, **fixed, **options)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise ValueError(f"invalid option for black box {name!r}: {exc}") from None
-        raise
+    valid = _device_options(cls) - set(fixed)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        fixed_given = [k for k in unknown if k in fixed]
+        note = f" ({fixed_given} fixed by the name {name!r})" if fixed_given else ""
+        raise ValueError(
+            f"invalid option(s) {unknown} for black box {name!r}{note}; valid options are "
+            f"{sorted(valid | _IMPERFECTION_KEYS | {'imperfections'})}"
+        )
+    return cls(d_in, d_out, imperfections=imperfections or None, **fixed, **options)
+
+
+def _device_options(cls):
+    """The keyword-only options of a black box class (``random_state`` included)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY} - {"imperfections"}

@@ -127,6 +127,11 @@ class BlackBox:
         """
         params = self.params0 if params is None else params
         params = torch.as_tensor(params, dtype=torch.float64)
+        if params.shape != (self.n_params,):
+            raise ValueError(
+                f"params must have shape (n_params,) = ({self.n_params},); "
+                f"got {tuple(params.shape)}"
+            )
         eye = torch.eye(self.d_in, dtype=torch.float64, device=params.device)
         with torch.no_grad():
             return self._forward(eye, params.reshape(1, -1))[0].T
@@ -188,7 +193,7 @@ class BlackBox:
                 f"params must have shape (n_params,) or (k, n_params) with "
                 f"n_params={self.n_params}; got {tuple(params.shape)}"
             )
-        if X.shape[-1] != self.d_in or X.dim() not in (2, 3):
+        if X.dim() not in (2, 3) or X.shape[-1] != self.d_in:
             raise ValueError(
                 f"X must have shape (n, d_in) or (k, n, d_in) with d_in={self.d_in}; "
                 f"got {tuple(X.shape)}"
@@ -197,8 +202,8 @@ class BlackBox:
             raise ValueError("a 3-D X needs one slice per configuration")
         X = X.to(torch.float64)
         P = P.to(torch.float64)
-        self._count(X, P, purpose)
-        P = self._apply_drift(P)
+        reprogrammed = self._count(X, P, purpose)
+        P = self._apply_drift(P, reprogrammed)
         imp = self.imperfections
         P = imp.quantise_params(P, self.param_range, self.param_period)
         X = imp.quantise_inputs(X)
@@ -222,12 +227,16 @@ class BlackBox:
         )
         c["configurations"] += k - int(same_first)
         self._programmed = detached[-1].clone()
+        return not same_first
 
-    def _apply_drift(self, P):
+    def _apply_drift(self, P, reprogrammed_first=True):
         std = self.imperfections.drift
         if not std:
             return P
         steps = torch.randn(P.shape, generator=self._noise_generator, dtype=torch.float64)
+        if not reprogrammed_first:
+            # The device still holds this setting: it has not drifted a step.
+            steps[0] = 0.0
         walk = self._drift + std * torch.cumsum(steps, dim=0)
         self._drift = walk[-1].clone()
         return P + walk.to(P.device)

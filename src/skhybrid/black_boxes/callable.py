@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ._base import BlackBox
+from ._base import BlackBox, _check_width
 
 __all__ = ["CallableBlackBox"]
 
@@ -79,8 +79,9 @@ class CallableBlackBox(BlackBox):
             raise TypeError(f"fn must be callable; got {fn!r}")
         if array_type not in ("numpy", "torch"):
             raise ValueError(f"array_type must be 'numpy' or 'torch'; got {array_type!r}")
-        if not (isinstance(mu, (int, float)) and mu > 0):
+        if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and mu > 0):
             raise ValueError(f"mu must be a float > 0; got {mu!r}")
+        n_params = _check_width("n_params", n_params)
         self.fn = fn
         self._n_params_given = n_params
         self._params0_given = np.asarray(params0, dtype=np.float64).reshape(-1)

@@ -1,7 +1,10 @@
 """Measurement noise, quantisation and drift: the ways a real device departs from its model."""
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 
 __all__ = ["Imperfections"]
@@ -48,18 +51,32 @@ class Imperfections:
     def __post_init__(self):
         for name in ("noise", "additive_noise", "drift"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a float >= 0; got {value!r}")
+            if not _is_real(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite float >= 0; got {value!r}")
+            object.__setattr__(self, name, float(value))
         for name in ("param_bits", "input_bits"):
             value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 32
-            ):
+            if value is None:
+                continue
+            is_int = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+            if not is_int or not 1 <= value <= 32:
                 raise ValueError(f"{name} must be None or an int in [1, 32]; got {value!r}")
+            object.__setattr__(self, name, int(value))
         for name in ("param_range", "input_range"):
             value = getattr(self, name)
-            if value is not None and (len(value) != 2 or not value[0] < value[1]):
-                raise ValueError(f"{name} must be (low, high) with low < high; got {value!r}")
+            if value is None and name == "param_range":
+                continue
+            try:
+                low, high = value
+                ok = _is_real(low) and _is_real(high) and math.isfinite(low) and math.isfinite(high)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok or not low < high:
+                raise ValueError(
+                    f"{name} must be (low, high) with finite low < high; got {value!r}"
+                )
+            # A tuple of floats, so equal settings compare (and hash) equal.
+            object.__setattr__(self, name, (float(low), float(high)))
 
     @classmethod
     def coerce(cls, value):
@@ -112,6 +129,10 @@ class Imperfections:
         xi = torch.randn(Y.shape, generator=generator, dtype=Y.dtype).to(Y.device)
         scale = self.noise * Y.detach().abs() + self.additive_noise
         return Y + scale * xi
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _straight_through_round(T, low, high, levels):
