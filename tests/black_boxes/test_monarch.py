@@ -81,10 +81,12 @@ def test_padding_and_cropping_match_the_naive_loops(d_in, d_out):
 
 def test_initialisation():
     box = make_black_box("monarch", 12, 10, random_state=0)
-    assert ((box.params0 - math.pi / 2).abs() <= 0.1).all()
-    # Two phases near pi/2 add up to near pi: A starts near -1/sqrt(b_in s_in) everywhere.
+    n1 = box.b_out * box.b_in * box.s_in
+    assert ((box.params0[:n1] - math.pi / 2).abs() <= 0.1).all()
+    assert (box.params0[n1:].abs() <= 0.1).all()
+    # The two phases add up to near pi/2: A starts near 0, where cos is steepest.
     A = box.matrix() * math.sqrt(box.b_in * box.s_in)
-    assert (A <= -math.cos(0.2) + 1e-12).all()
+    assert (A.abs() <= math.sin(0.2) + 1e-12).all()
     assert box.mu == 1e-4 and box.param_period == 2 * math.pi
 
 

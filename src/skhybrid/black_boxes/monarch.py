@@ -95,11 +95,13 @@ class MonarchPhaseMasks(BlackBox):
     of equal powers of two (512 -> 1024, 192 -> 256), the blocks here are
     the smallest that fit (:func:`block_sizes`).
 
-    The phases start in ``U(pi/2 - 0.1, pi/2 + 0.1)``, as in the reference.
-    Since each entry sees the *sum* of two such phases, close to ``pi``, the
-    initial ``A`` is close to the rank-one matrix ``-1/sqrt(b_in s_in)``
-    everywhere, where the slope of ``cos`` is small (``|sin| <= sin 0.2``);
-    unlike :class:`SpatialLightModulator`, it does not start at ``A = 0``.
+    The first mask starts in ``U(pi/2 - 0.1, pi/2 + 0.1)`` and the second in
+    ``U(-0.1, 0.1)``, so each entry sees a phase sum near ``pi/2``: like
+    :class:`SpatialLightModulator`, the device starts near ``A = 0`` where
+    the slope of ``cos`` is largest. (The reference starts both masks at
+    ``pi/2``; their sum near ``pi`` puts every entry at the flat bottom of
+    ``cos``, a rank-one ``A = -1/sqrt(b_in s_in)`` with gradients of at
+    most ``sin 0.2`` of their largest.)
 
     Examples
     --------
@@ -119,9 +121,12 @@ class MonarchPhaseMasks(BlackBox):
         super().__init__(d_in, d_out, imperfections=imperfections, random_state=random_state)
 
     def _initial_params(self, generator):
-        n = self.b_in * self.b_out * (self.s_in + self.s_out)
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
-        return math.pi / 2 + 0.2 * (u - 0.5)
+        n1 = self.b_out * self.b_in * self.s_in
+        n2 = self.s_out * self.b_out * self.b_in
+        u = torch.rand(n1 + n2, generator=generator, dtype=torch.float64)
+        offset = torch.cat([torch.full((n1,), math.pi / 2, dtype=torch.float64),
+                            torch.zeros(n2, dtype=torch.float64)])
+        return offset + 0.2 * (u - 0.5)
 
     def _forward(self, X, params):
         b_in, s_in, b_out, s_out = self.b_in, self.s_in, self.b_out, self.s_out
