@@ -238,6 +238,11 @@ class BlackBoxLayer(nn.Module):
         return self.d_in <= 2 * (self.rank + self.n_surrogate_samples)
 
     @property
+    def n_faults(self):
+        """Failed device attempts by kind, and ZO directions dropped (see ``BlackBox.n_faults``)."""
+        return dict(self.black_box.n_faults)
+
+    @property
     def n_queries(self):
         """Query counters by purpose: ``{"forward"|"zo"|"surrogate": {"vectors", "configurations"}}``."""
         return copy.deepcopy(self.black_box.counts)
@@ -304,13 +309,15 @@ class BlackBoxLayer(nn.Module):
         compressed = self._use_compressed(B)
 
         def query(X, P):
-            return self.black_box.query(X, P, "zo")
+            return self.black_box.query(X, P, "zo", partial=True)
 
-        return estimate_gradient(
+        grad = estimate_gradient(
             query, x, G, params, mu=self.mu, n_samples=self.zo_samples,
             generator=self._zo_generator, directions=self.zo_directions,
             scheme=self.zo_scheme, baseline=measured, compressed=compressed,
         )
+        # Never let a bad estimate turn the parameters into NaN.
+        return grad if torch.isfinite(grad).all() else torch.zeros_like(grad)
 
     def _use_compressed(self, batch_size):
         if self.compressed_batch != "auto":
@@ -389,8 +396,6 @@ class BlackBoxLayer(nn.Module):
         current = self.params.detach().to(torch.float64)
         eye = torch.eye(self.d_in, dtype=torch.float64, device=current.device)
         A = self.black_box.query(eye, current, "surrogate").T
-        if not torch.isfinite(A).all():
-            raise FloatingPointError("the black box returned non-finite values to the identity probes")
         self.surrogate.set_from_matrix(A)
         self.surrogate_params.copy_(current)
         self.surrogate_ready.fill_(True)

@@ -4,6 +4,8 @@ import math
 
 import torch
 
+from .black_boxes import BlackBoxError
+
 __all__ = ["DIRECTIONS", "SCHEMES", "estimate_gradient", "sample_directions", "zo_query_cost"]
 
 #: Direction distributions accepted by :func:`sample_directions`.
@@ -101,6 +103,8 @@ def estimate_gradient(query, X, G, params, *, mu, n_samples, generator=None,
     query : callable
         ``query(X, P)`` with ``P`` of shape ``(k, n_params)`` returning the
         device's outputs of shape ``(k, n, d_out)`` for every configuration.
+        A configuration that failed may come back as NaN: its direction is
+        dropped from the average.
     X : tensor of shape (B, d_in)
         The inputs of the forward pass.
     G : tensor of shape (B, d_out)
@@ -169,8 +173,19 @@ def estimate_gradient(query, X, G, params, *, mu, n_samples, generator=None,
         else:
             values = phi(torch.cat([p.reshape(1, -1), p + mu * U]))
             phi0, values = values[0], values[1:]
+            if not torch.isfinite(phi0):
+                raise BlackBoxError("the ZO baseline configuration failed", purpose="zo")
         diffs = (values - phi0) / mu
-    return diffs @ U / n_samples
+    # A direction whose configuration failed (a NaN from a partial query) is
+    # dropped; the average runs over the directions that were measured.
+    kept = torch.isfinite(diffs)
+    if not kept.any():
+        raise BlackBoxError(
+            f"every one of the {n_samples} ZO directions' configurations failed "
+            "('zo' query)", purpose="zo")
+    if not kept.all():
+        diffs, U = diffs[kept], U[kept]
+    return diffs @ U / int(kept.sum())
 
 
 def _batched(query, X, P):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from skhybrid.black_boxes import CallableBlackBox
+from skhybrid.black_boxes import BlackBoxError, CallableBlackBox
 
 W = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
 
@@ -61,8 +61,11 @@ def test_torch_function_loops_over_configurations_and_counts_each():
 
 def test_wrong_output_shape_raises():
     box = CallableBlackBox(wrong_shape, 3, 2, 1, [0.0])
-    with pytest.raises(ValueError, match=r"returned shape \(4, 3\); expected \(4, 2\)"):
+    with pytest.raises(BlackBoxError, match=r"returned shape \(4, 3\); expected \(4, 2\)"):
         box.query(np.zeros((4, 3)), box.params0)
+    # Retried twice, then given up; every attempt counted.
+    assert box.n_faults["shape"] == 3
+    assert box.counts["forward"]["vectors"] == 12
 
 
 def test_not_differentiable():

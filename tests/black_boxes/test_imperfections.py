@@ -109,9 +109,8 @@ def test_param_bits_need_a_range():
     box.query(torch.ones(1, 2), box.params0)  # the matrix has its own range
     from skhybrid.black_boxes import CallableBlackBox
 
-    plain = CallableBlackBox(_double, 2, 2, 1, [1.0], imperfections={"param_bits": 4})
     with pytest.raises(ValueError, match="param_range"):
-        plain.query(torch.ones(1, 2), plain.params0)
+        CallableBlackBox(_double, 2, 2, 1, [1.0], imperfections={"param_bits": 4})
 
 
 def _double(X, params):

@@ -6,7 +6,7 @@ user's function with :class:`CallableBlackBox`.
 
 import inspect
 
-from ._base import QUERY_PURPOSES, BlackBox
+from ._base import FAULT_KINDS, QUERY_PURPOSES, BlackBox, BlackBoxError
 from .callable import CallableBlackBox
 from .imperfections import Imperfections
 from .matrix import MatrixBlackBox
@@ -18,7 +18,9 @@ from .slm import SpatialLightModulator
 __all__ = [
     "BLACK_BOXES",
     "QUERY_PURPOSES",
+    "FAULT_KINDS",
     "BlackBox",
+    "BlackBoxError",
     "CallableBlackBox",
     "Imperfections",
     "MZIMesh",

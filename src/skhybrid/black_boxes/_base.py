@@ -8,10 +8,37 @@ import torch
 
 from .imperfections import Imperfections
 
-__all__ = ["BlackBox", "QUERY_PURPOSES"]
+__all__ = ["FAULT_KINDS", "QUERY_PURPOSES", "BlackBox", "BlackBoxError"]
 
 #: The purposes a query can be made for; counters are kept per purpose.
 QUERY_PURPOSES = ("forward", "zo", "surrogate")
+#: The kinds of fault counted in ``BlackBox.n_faults``.
+FAULT_KINDS = ("exception", "timeout", "non_finite", "shape", "dropped")
+
+
+class BlackBoxError(RuntimeError):
+    """A black-box query kept failing after its retries.
+
+    Attributes
+    ----------
+    purpose : str
+        What the query was for (``"forward"``, ``"zo"``, ``"surrogate"``).
+    cause : BaseException
+        The last failure.
+    """
+
+    def __init__(self, message, *, purpose=None, cause=None):
+        super().__init__(message)
+        self.purpose = purpose
+        self.cause = cause
+
+
+class _Fault(Exception):
+    """A measurement the device returned but that cannot be used."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
 
 
 class BlackBox:
@@ -59,9 +86,17 @@ class BlackBox:
     counts : dict
         ``{purpose: {"vectors": int, "configurations": int}}`` for the
         purposes in :data:`QUERY_PURPOSES`.
+    max_retries : int
+        How many times a failed query is repeated before
+        :class:`BlackBoxError` is raised (default 2).
+    n_faults : dict
+        Failed attempts by kind (``"exception"``, ``"timeout"``,
+        ``"non_finite"``, ``"shape"``), and ``"dropped"``: configurations
+        of a batch given up after their retries.
     """
 
     mu = 1e-4
+    max_retries = 2
     linear_in_x = True
     differentiable = True
     param_range = None
@@ -76,13 +111,18 @@ class BlackBox:
         gen = torch.Generator().manual_seed(self._seed)
         self.params0 = self._initial_params(gen).to(torch.float64).reshape(-1)
         self.n_params = int(self.params0.numel())
+        if self.imperfections.param_bits is not None and not (
+                self.imperfections.param_range or self.param_range):
+            raise ValueError(
+                f"param_bits needs a parameter range: {type(self).__name__} has none, "
+                "pass param_range")
         self._noise_generator = torch.Generator().manual_seed(self._seed + 1)
         self._drift = torch.zeros(self.n_params, dtype=torch.float64)
         self._programmed = None
         self.reset_counts()
 
     # ------------------------------------------------------------------ API
-    def query(self, X, params, purpose="forward"):
+    def query(self, X, params, purpose="forward", *, partial=False):
         """Run the device forward on a batch of inputs.
 
         Parameters
@@ -95,15 +135,29 @@ class BlackBox:
             in one vectorised call (each still counted).
         purpose : {"forward", "zo", "surrogate"}, default="forward"
             What the query is for; only used for the counters.
+        partial : bool, default=False
+            For a batch of configurations: return the configurations that
+            keep failing as NaN slices (to be dropped by the caller) instead
+            of raising, unless all of them fail.
 
         Returns
         -------
         Y : tensor of shape (n, d_out) or (k, n, d_out)
             float64 measurements (the device's compute dtype), on ``X``'s
             torch device.
+
+        Raises
+        ------
+        BlackBoxError
+            When the device keeps failing (an exception, a timeout, NaN or
+            inf, or the wrong shape) after ``max_retries`` retries.
+
+        Notes
+        -----
+        Every attempt is counted: a failed measurement still used the device.
         """
         with torch.no_grad():
-            return self._query(X, params, purpose)
+            return self._query(X, params, purpose, partial)
 
     def query_differentiable(self, X, params, purpose="forward"):
         """Like :meth:`query`, but differentiable through the simulation.
@@ -137,8 +191,9 @@ class BlackBox:
             return self._forward(eye, params.reshape(1, -1))[0].T
 
     def reset_counts(self):
-        """Set every query counter to zero."""
+        """Set every query and fault counter to zero."""
         self.counts = {p: {"vectors": 0, "configurations": 0} for p in QUERY_PURPOSES}
+        self.n_faults = dict.fromkeys(FAULT_KINDS, 0)
 
     @property
     def n_queries(self):
@@ -181,7 +236,7 @@ class BlackBox:
         raise NotImplementedError
 
     # ------------------------------------------------------------ internals
-    def _query(self, X, params, purpose):
+    def _query(self, X, params, purpose, partial=False):
         if purpose not in QUERY_PURPOSES:
             raise ValueError(f"purpose must be one of {QUERY_PURPOSES}; got {purpose!r}")
         X = torch.as_tensor(X)
@@ -202,14 +257,81 @@ class BlackBox:
             raise ValueError("a 3-D X needs one slice per configuration")
         X = X.to(torch.float64)
         P = P.to(torch.float64)
+        if partial and P.shape[0] > 1:
+            Y = self._measure_partial(X, P, purpose)
+        else:
+            Y = self._measure(X, P, purpose)
+        return Y[0] if single and X.dim() == 2 else Y
+
+    def _measure(self, X, P, purpose):
+        """One query with the fault policy: retry, then raise :class:`BlackBoxError`."""
+        causes = []
+        for _ in range(self.max_retries + 1):
+            try:
+                return self._attempt(X, P, purpose)
+            except Exception as exc:  # noqa: BLE001 - any failure of a device is a fault
+                kind = exc.kind if isinstance(exc, _Fault) else (
+                    "timeout" if isinstance(exc, TimeoutError) else "exception")
+                self.n_faults[kind] += 1
+                causes.append(exc)
+        n = X.shape[-2]
+        raise BlackBoxError(
+            f"{type(self).__name__}: a {purpose!r} query of {n} input vector(s) at "
+            f"{P.shape[0]} configuration(s) failed {len(causes)} time(s); last cause: "
+            f"{type(causes[-1]).__name__}: {causes[-1]}",
+            purpose=purpose, cause=causes[-1],
+        ) from causes[-1]
+
+    def _measure_partial(self, X, P, purpose):
+        """A batch of configurations where each may fail on its own.
+
+        Configurations that still fail after the retries come back as NaN
+        slices (counted in ``n_faults["dropped"]``) for the caller to drop;
+        only when every one fails is :class:`BlackBoxError` raised.
+        """
+        try:
+            return self._measure_once(X, P, purpose)
+        except _Fault:
+            pass
+        outputs, errors = [], []
+        for i in range(P.shape[0]):
+            Xi = X if X.dim() == 2 else X[i:i + 1]
+            try:
+                outputs.append(self._measure(Xi, P[i:i + 1], purpose)[0])
+            except BlackBoxError as exc:
+                self.n_faults["dropped"] += 1
+                errors.append(exc)
+                outputs.append(torch.full((X.shape[-2], self.d_out), float("nan"),
+                                          dtype=torch.float64, device=X.device))
+        if len(errors) == P.shape[0]:
+            raise errors[-1]
+        return torch.stack(outputs)
+
+    def _measure_once(self, X, P, purpose):
+        # A single attempt whose failure is only counted, so the caller can
+        # fall back to configuration-by-configuration queries.
+        try:
+            return self._attempt(X, P, purpose)
+        except Exception as exc:  # noqa: BLE001
+            kind = exc.kind if isinstance(exc, _Fault) else (
+                "timeout" if isinstance(exc, TimeoutError) else "exception")
+            self.n_faults[kind] += 1
+            raise _Fault(kind, str(exc)) from exc
+
+    def _attempt(self, X, P, purpose):
         reprogrammed = self._count(X, P, purpose)
         P = self._apply_drift(P, reprogrammed)
         imp = self.imperfections
         P = imp.quantise_params(P, self.param_range, self.param_period)
-        X = imp.quantise_inputs(X)
-        Y = self._forward(X, P)
-        Y = imp.add_noise(Y, self._noise_generator)
-        return Y[0] if single and X.dim() == 2 else Y
+        Xq = imp.quantise_inputs(X)
+        Y = self._forward(Xq, P)
+        expected = (P.shape[0], X.shape[-2], self.d_out)
+        if not torch.is_tensor(Y) or tuple(Y.shape) != expected:
+            shape = tuple(Y.shape) if torch.is_tensor(Y) else type(Y).__name__
+            raise _Fault("shape", f"returned shape {shape}; expected {expected}")
+        if not torch.isfinite(Y.detach()).all():
+            raise _Fault("non_finite", "returned NaN or inf")
+        return imp.add_noise(Y, self._noise_generator)
 
     def _count(self, X, P, purpose):
         n_vectors = X.shape[-2]

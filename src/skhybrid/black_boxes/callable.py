@@ -1,9 +1,11 @@
 """Wrap any forward-only function, such as a real instrument's driver, as a black box."""
 
+import threading
+
 import numpy as np
 import torch
 
-from ._base import BlackBox, _check_width
+from ._base import BlackBox, _check_width, _Fault
 
 __all__ = ["CallableBlackBox"]
 
@@ -37,6 +39,15 @@ class CallableBlackBox(BlackBox):
         Range for parameter quantisation, if used.
     array_type : {"numpy", "torch"}, default="numpy"
         What ``fn`` receives.
+    max_retries : int, default=2
+        A failed call (an exception, a timeout, NaN or inf, the wrong shape)
+        is repeated this many times before :class:`BlackBoxError` is raised.
+        In a ZO estimate, a direction whose configuration keeps failing is
+        dropped instead (and counted in ``n_faults["dropped"]``).
+    timeout : float or None, default=None
+        Seconds one call of ``fn`` may take. A call that takes longer counts
+        as a failure; its thread is abandoned (Python cannot stop it), so
+        ``fn`` should release the instrument on its own.
     imperfections : Imperfections or dict or None, default=None
         Simulated imperfections added on top of the device's own.
     random_state : int or None, default=None
@@ -72,6 +83,8 @@ class CallableBlackBox(BlackBox):
         linear_in_x=True,
         param_range=None,
         array_type="numpy",
+        max_retries=2,
+        timeout=None,
         imperfections=None,
         random_state=None,
     ):
@@ -82,6 +95,14 @@ class CallableBlackBox(BlackBox):
         if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and mu > 0):
             raise ValueError(f"mu must be a float > 0; got {mu!r}")
         n_params = _check_width("n_params", n_params)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, (int, np.integer)) \
+                or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0; got {max_retries!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ValueError(f"timeout must be None or a number of seconds > 0; got {timeout!r}")
+        self.max_retries = int(max_retries)
+        self.timeout = timeout
         self.fn = fn
         self._n_params_given = n_params
         self._params0_given = np.asarray(params0, dtype=np.float64).reshape(-1)
@@ -108,14 +129,39 @@ class CallableBlackBox(BlackBox):
 
     def _call(self, X, p):
         if self.array_type == "numpy":
-            Y = self.fn(X.detach().cpu().numpy(), p.detach().cpu().numpy())
+            args = (X.detach().cpu().numpy(), p.detach().cpu().numpy())
         else:
-            Y = self.fn(X.detach(), p.detach())
-        Y = torch.as_tensor(np.asarray(Y) if not torch.is_tensor(Y) else Y)
+            args = (X.detach(), p.detach())
+        Y = self.fn(*args) if self.timeout is None else _call_with_timeout(
+            self.fn, args, self.timeout)
+        try:
+            Y = torch.as_tensor(Y if torch.is_tensor(Y) else np.asarray(Y, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise _Fault("shape", f"returned something that is not an array: {exc}") from None
         Y = Y.to(dtype=torch.float64, device=X.device)
         expected = (X.shape[0], self.d_out)
         if tuple(Y.shape) != expected:
-            raise ValueError(
-                f"the black-box function returned shape {tuple(Y.shape)}; expected {expected}"
-            )
+            raise _Fault(
+                "shape", f"the black-box function returned shape {tuple(Y.shape)}; "
+                f"expected {expected}")
         return Y
+
+
+def _call_with_timeout(fn, args, timeout):
+    """Run ``fn(*args)`` in a daemon thread; raise TimeoutError if it outlasts ``timeout``."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="skhybrid-black-box-call")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the black-box function did not return within {timeout} s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
