@@ -79,7 +79,11 @@ class BlackBoxLayer(nn.Module):
         One-sided differences against the forward pass's own outputs, or
         central differences (twice the configurations, robust to noise).
     mu : float or None, default=None
-        Finite-difference step; ``None`` takes the black box's ``mu``.
+        Finite-difference step; ``None`` takes the black box's
+        :attr:`~skhybrid.black_boxes.BlackBox.suggested_mu`: its own ``mu``
+        for an ideal device, larger under measurement noise or parameter
+        quantisation (where ``zo_scheme="central"`` is also the better
+        choice: its truncation error is ``O(mu**2)``).
     compressed_batch : bool or "auto", default="auto"
         Send the ``d_out`` vectors ``G^T X`` instead of the batch to each ZO
         configuration. ``"auto"`` does so when the device is linear in ``x``
@@ -185,7 +189,7 @@ class BlackBoxLayer(nn.Module):
         self.random_state = random_state
         self.zo_directions = zo_directions
         self.zo_scheme = zo_scheme
-        self.mu = float(black_box.mu if mu is None else mu)
+        self.mu = float(black_box.suggested_mu if mu is None else mu)
         self.compressed_batch = compressed_batch
         self.probes = probes
         self.rebuild_every = rebuild_every

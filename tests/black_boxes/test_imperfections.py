@@ -190,3 +190,21 @@ def test_coerce_normalises_and_round_trips():
     assert not Imperfections(input_range=[-1, 1]).active
     box = make_black_box("slm", 3, 2, imperfections=imp)
     assert box.imperfections == imp
+
+
+def test_suggested_mu_grows_with_noise_and_quantisation():
+    from skhybrid import make_black_box
+
+    ideal = make_black_box("slm", 4, 3)
+    assert ideal.suggested_mu == ideal.mu == 1e-4
+    noisy = make_black_box("slm", 4, 3, noise=0.01)
+    assert noisy.suggested_mu == pytest.approx(0.01 ** (1 / 3))
+    coarse = make_black_box("slm", 4, 3, param_bits=4)
+    assert coarse.suggested_mu == pytest.approx(2 * math.pi / 15)
+    # A step of suggested_mu moves the quantised device; the ideal mu does not.
+    x = torch.eye(4, dtype=torch.float64)
+    p = coarse.params0
+    u = torch.zeros_like(p)
+    u[0] = 1.0
+    assert torch.equal(coarse.query(x, p), coarse.query(x, p + 1e-4 * u))
+    assert not torch.equal(coarse.query(x, p), coarse.query(x, p + coarse.suggested_mu * u))

@@ -190,6 +190,28 @@ class BlackBox:
         with torch.no_grad():
             return self._forward(eye, params.reshape(1, -1))[0].T
 
+    @property
+    def suggested_mu(self):
+        """A finite-difference step that suits the device *with* its imperfections.
+
+        ``mu`` suits the ideal device. Measurement noise of relative size
+        ``e`` swamps a difference of size ``mu |g|`` unless ``mu`` grows:
+        balancing the noise (``e / mu``) against the truncation error of a
+        difference (``mu**2`` for the central scheme) gives ``mu ~ e**(1/3)``.
+        A quantised parameter does not move at all for a step below one
+        level, so ``mu`` is at least the quantisation step. Additive noise
+        is taken relative to outputs of order one.
+        """
+        imp = self.imperfections
+        mu = self.mu
+        level = imp.noise + imp.additive_noise
+        if level > 0:
+            mu = max(mu, level ** (1 / 3))
+        if imp.param_bits is not None:
+            low, high = imp.param_range or self.param_range
+            mu = max(mu, (high - low) / (2**imp.param_bits - 1))
+        return float(mu)
+
     def reset_counts(self):
         """Set every query and fault counter to zero."""
         self.counts = {p: {"vectors": 0, "configurations": 0} for p in QUERY_PURPOSES}
