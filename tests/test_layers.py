@@ -359,3 +359,37 @@ def test_runs_on_cuda():
     layer(x).sum().backward()
     layer.update_surrogate()
     assert x.grad.device.type == "cuda" and layer.params.grad.device.type == "cuda"
+
+
+def _train(layer, steps, g):
+    opt = torch.optim.Adam(layer.parameters(), lr=0.01)
+    for _ in range(steps):
+        opt.zero_grad()
+        layer(torch.randn(4, 10, generator=g)).sum().backward()
+        opt.step()
+        layer.update_surrogate()
+    return opt
+
+
+def test_checkpoint_resumes_exactly(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    straight = _layer(rank=2, zo_samples=3)
+    _train(straight, 6, g)
+
+    g = torch.Generator().manual_seed(0)
+    first = _layer(rank=2, zo_samples=3)
+    opt = _train(first, 3, g)
+    torch.save({"model": first.state_dict(), "opt": opt.state_dict()}, tmp_path / "ckpt.pt")
+    resumed = _layer(rank=2, zo_samples=3, random_state=99)
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    resumed.load_state_dict(saved["model"])
+    opt2 = torch.optim.Adam(resumed.parameters(), lr=0.01)
+    opt2.load_state_dict(saved["opt"])
+    for _ in range(3):
+        opt2.zero_grad()
+        resumed(torch.randn(4, 10, generator=g)).sum().backward()
+        opt2.step()
+        resumed.update_surrogate()
+    assert torch.equal(resumed.params, straight.params)
+    assert torch.equal(resumed.surrogate.matrix(), straight.surrogate.matrix())
+    assert resumed.n_queries["zo"] == straight.n_queries["zo"]

@@ -457,6 +457,37 @@ class BlackBoxLayer(nn.Module):
         return (f"{self.black_box!r}, rank={self.rank}, zo_samples={self.zo_samples}, "
                 f"surrogate_samples={self.surrogate_samples!r}, gradient={self.gradient!r}")
 
+    def get_extra_state(self):
+        """Random streams, drift and counters, so a checkpoint resumes exactly.
+
+        Saved in ``state_dict`` under ``_extra_state``, as plain tensors,
+        ints and dicts (loadable with ``torch.load(weights_only=True)``).
+        """
+        box = self.black_box
+        return {
+            "zo_generator": self._zo_generator.get_state(),
+            "probe_generator": self._probe_generator.get_state(),
+            "noise_generator": box._noise_generator.get_state(),
+            "drift": box._drift.clone(),
+            "counts": copy.deepcopy(box.counts),
+            "n_faults": dict(box.n_faults),
+            "n_rebuilds": self.n_rebuilds,
+        }
+
+    def set_extra_state(self, state):
+        box = self.black_box
+        self._zo_generator.set_state(state["zo_generator"])
+        self._probe_generator.set_state(state["probe_generator"])
+        box._noise_generator.set_state(state["noise_generator"])
+        box._drift = state["drift"].clone()
+        box.counts = copy.deepcopy(state["counts"])
+        box.n_faults = dict(state["n_faults"])
+        self.n_rebuilds = int(state["n_rebuilds"])
+        # The device's current setting is unknown after a restore: the next
+        # query counts as a reconfiguration.
+        box._programmed = None
+        self._old_probes = None
+
     def __getstate__(self):
         state = self.__dict__.copy()
         # Transient probes belong to one step; they are re-taken on the next forward.
