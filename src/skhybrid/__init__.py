@@ -7,14 +7,16 @@ comes from a low-rank surrogate kept up to date by a projector-splitting
 integrator that only uses forward queries.
 """
 
-from .black_boxes import BlackBox, CallableBlackBox, Imperfections, make_black_box
+from .black_boxes import BlackBox, BlackBoxError, CallableBlackBox, Imperfections, make_black_box
 from .layers import BlackBoxLayer, black_box_layers, seed_layers, update_surrogates
 from .surrogate import LowRankSurrogate, psi_step
+from .estimators import HybridClassifier, HybridRegressor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BlackBox",
+    "BlackBoxError",
     "BlackBoxLayer",
     "CallableBlackBox",
     "Imperfections",
@@ -25,4 +27,6 @@ __all__ = [
     "psi_step",
     "seed_layers",
     "update_surrogates",
+    "HybridClassifier",
+    "HybridRegressor",
 ]

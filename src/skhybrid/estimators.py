@@ -1,0 +1,553 @@
+"""scikit-learn estimators for networks with a black-box layer.
+
+:class:`HybridClassifier` and :class:`HybridRegressor` validate their input,
+then build and train a skorch net inside ``fit``. The black-box parameters
+get their own Adam learning rate, and every surrogate is moved to the new
+parameters exactly once after each optimiser step.
+"""
+
+import copy
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import ProgressBar
+from skorch.dataset import ValidSplit
+from torch import nn
+
+from ._validation import validate_params
+from .black_boxes import BlackBox
+from .black_boxes.imperfections import Imperfections
+from .callbacks import (BestEpochEarlyStopping, EpochTable, QueryLogger, SurrogateErrorLogger,
+                        _stdout_is_terminal, count_queries)
+from .layers import black_box_layers, seed_layers, update_surrogates
+from .modules import LayerFactory, Standardize, build_network, instantiate_module
+
+__all__ = ["HybridClassifier", "HybridRegressor"]
+
+
+# --------------------------------------------------------------- skorch nets
+class _HybridNetMixin:
+    """What the hybrid estimators add to a skorch net.
+
+    * The black-box parameters (``params`` and ``scale`` of every
+      :class:`~skhybrid.BlackBoxLayer`) form their own Adam parameter group,
+      at ``black_box_lr``; everything else trains at ``lr``.
+    * :func:`~skhybrid.update_surrogates` runs right after each optimiser
+      step, and nowhere else: validation and prediction never touch a
+      surrogate.
+    """
+
+    def __init__(self, *args, black_box_lr=0.01, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.black_box_lr = black_box_lr
+
+    @property
+    def _default_callbacks(self):
+        return [(name, EpochTable() if name == "print_log" else cb)
+                for name, cb in super()._default_callbacks]
+
+    def initialize_optimizer(self, triggered_directly=None):
+        named = list(self.get_all_learnable_params())
+        on_device = {id(p) for layer in black_box_layers(self.module_)
+                     for p in layer.black_box_parameters()}
+        digital = [p for _, p in named if id(p) not in on_device]
+        device = [p for _, p in named if id(p) in on_device]
+        groups = [g for g in ({"params": digital},
+                              {"params": device, "lr": self.black_box_lr}) if g["params"]]
+        kwargs = self.get_params_for("optimizer")
+        kwargs.setdefault("lr", self.lr)
+        self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        update_surrogates(self.module_)
+        return step
+
+
+class HybridNetClassifier(_HybridNetMixin, NeuralNetClassifier):
+    """skorch ``NeuralNetClassifier`` with a black-box optimiser group and surrogate updates."""
+
+
+class HybridNetRegressor(_HybridNetMixin, NeuralNetRegressor):
+    """skorch ``NeuralNetRegressor`` with a black-box optimiser group and surrogate updates."""
+
+
+# ---------------------------------------------------------------- estimators
+_SHARED_PARAMETERS = """
+    black_box : str or BlackBox, default="mzi"
+        The device of the black-box layer: a name accepted by
+        :func:`~skhybrid.make_black_box` (``"matrix"``, ``"slm"``, ``"mrr"``,
+        ``"mzi"``, ``"mzi_classical"``, ``"monarch"``), a
+        :class:`~skhybrid.BlackBox` instance (cloned at each fit; its widths
+        must match the layer), or ``"digital"``: the same network with an
+        ordinary ``nn.Linear`` (no bias) in place of the black box, trained
+        by backpropagation at ``lr``, the digital twin to compare against.
+    black_box_options : dict or None, default=None
+        Options of a named black box: imperfections (``noise``,
+        ``additive_noise``, ``param_bits``, ``input_bits``, ``drift``, ...)
+        and device options (``a``, ``r`` of ``"mrr"``, ...). A
+        ``random_state`` here overrides the one derived from the
+        estimator's.
+    rank : int, default=8
+        Surrogate rank, clipped to ``min(d_in, d_out)`` of the layer.
+    zo_samples : int, default=16
+        Zeroth-order directions per step (``M_BB``).
+    surrogate_samples : int or "auto", default="auto"
+        Surrogate probes per step (``M_SM``); ``"auto"`` is ``4 * rank``,
+        or exact probing when that costs no more.
+    gradient : str, default="astralora"
+        The layer's gradient mode: ``"astralora"`` (surrogate input
+        gradient, ZO parameter gradient: forward queries only), the oracles
+        ``"exact"``, ``"zo_only"``, ``"surrogate_only"`` (autograd through
+        the simulation), ``"svd"``, or ``"frozen"`` (the device is never
+        trained, the control). See :class:`~skhybrid.BlackBoxLayer`.
+    hidden_units : int, default=64
+        Width of the black-box layer in the default network.
+    architecture : {"hidden", "front"}, default="hidden"
+        ``"hidden"``: standardise -> Linear -> tanh -> black box (h x h)
+        -> tanh -> Linear. ``"front"``: the black box is the first layer,
+        fed the standardised features squashed into (-1, 1), as an optical
+        front end is, then tanh and a linear readout. See
+        :mod:`skhybrid.modules`.
+    module : nn.Module class or instance, or None, default=None
+        Your own network containing :class:`~skhybrid.BlackBoxLayer` s (a
+        CNN, a transformer, ...); ``hidden_units`` and ``architecture`` are
+        then ignored. A class is called with whichever of ``n_features``,
+        ``n_outputs`` and ``make_layer`` its constructor accepts;
+        ``make_layer(d_in, d_out)`` builds a black-box layer from this
+        estimator's settings (``black_box``, ``rank``, ...). An instance is
+        deep-copied at each fit, so the given one is never changed and
+        every fit starts from its weights. Any
+        :class:`~skhybrid.modules.Standardize` inside is fitted to ``X``.
+    layer_options : dict or None, default=None
+        Further :class:`~skhybrid.BlackBoxLayer` options (``zo_scheme``,
+        ``zo_directions``, ``mu``, ``probes``, ``rebuild_every``, ...).
+    max_epochs : int, default=40
+        Passes over the training data.
+    batch_size : int, default=32
+        Samples per optimiser step.
+    lr : float, default=3e-3
+        Adam learning rate of the digital parameters.
+    black_box_lr : float, default=0.01
+        Adam learning rate of the black-box parameters and output scales,
+        in their own parameter group.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified
+        for a classifier), stop when the validation loss has not improved
+        for ``n_iter_no_change`` epochs, and restore the best epoch's
+        weights.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    callbacks : list or None, default=None
+        Extra skorch callbacks (or ``(name, callback)`` pairs), deep-copied
+        at each fit. :class:`~skhybrid.callbacks.HeldOutScore` records a
+        learning curve on held-out data.
+    device : str, default="cpu"
+        torch compute device.
+    random_state : int, RandomState instance or None, default=None
+        Seeds everything random: weight initialisation, device parameters
+        and noise, ZO directions and surrogate probes (a distinct stream
+        per layer), shuffling, and the validation split. The same int gives
+        bit-identical predictions; the global torch RNG is left untouched.
+    verbose : int, default=0
+        0 is silent; 1 prints an epoch table (with a progress bar when
+        stdout is a terminal)."""
+
+_SHARED_ATTRIBUTES = """
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` was a DataFrame with string column names.
+    net_ : skorch NeuralNet
+        The trained net (``net_.module_`` is the torch network).
+    history_ : skorch History
+        Per-epoch records: ``train_loss`` (and ``valid_loss``),
+        ``n_queries`` and ``n_configurations`` (cumulative), and
+        ``surrogate_error`` for simulated devices.
+    n_iter_ : int
+        Epochs run.
+    n_queries_ : dict
+        The fit's total black-box queries, ``{"vectors": int,
+        "configurations": int}``: input vectors sent and reprogrammings,
+        summed over devices and over forward, ZO and surrogate queries
+        (validation passes included; 0 for ``black_box="digital"``)."""
+
+_NOTES = """
+    Each optimiser step costs ``B`` forward vectors, about ``zo_samples * B``
+    ZO vectors on ``zo_samples`` configurations, and ``2 (rank + M_SM)``
+    surrogate vectors on one configuration (see
+    :class:`~skhybrid.BlackBoxLayer`); ``n_queries_`` counts them all.
+    Prediction queries the device too, but never updates a surrogate.
+
+    All of scikit-learn's common estimator checks pass; there are no
+    expected failures. With measurement noise or drift in
+    ``black_box_options`` the ``non_deterministic`` tag is set, since
+    repeated predictions then differ.
+
+    References
+    ----------
+    .. [1] G. Chertkov, A. Basharin, M. Saygin, E. Frolov, S. Straupe,
+       I. Oseledets, "Low-rank surrogate modeling and stochastic zero-order
+       optimization for training of neural networks with black-box layers",
+       arXiv:2509.15113, 2025."""
+
+
+class _BaseHybrid(BaseEstimator):
+    """Shared parameters and fitting machinery of the hybrid estimators."""
+
+    _net_class = None
+    _criterion = None
+
+    def __init__(
+        self,
+        black_box="mzi",
+        black_box_options=None,
+        rank=8,
+        zo_samples=16,
+        surrogate_samples="auto",
+        gradient="astralora",
+        hidden_units=64,
+        architecture="hidden",
+        module=None,
+        layer_options=None,
+        max_epochs=40,
+        batch_size=32,
+        lr=3e-3,
+        black_box_lr=0.01,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.black_box = black_box
+        self.black_box_options = black_box_options
+        self.rank = rank
+        self.zo_samples = zo_samples
+        self.surrogate_samples = surrogate_samples
+        self.gradient = gradient
+        self.hidden_units = hidden_units
+        self.architecture = architecture
+        self.module = module
+        self.layer_options = layer_options
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.black_box_lr = black_box_lr
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self._is_noisy()
+        return tags
+
+    def _is_noisy(self):
+        """Whether repeated queries of the device differ (noise or drift on)."""
+        if isinstance(self.black_box, BlackBox):
+            imp = self.black_box.imperfections
+        else:
+            options = self.black_box_options if isinstance(self.black_box_options, dict) else {}
+            fields = options.get("imperfections", options)
+            if isinstance(fields, dict):
+                known = Imperfections.__dataclass_fields__
+                fields = {k: v for k, v in fields.items() if k in known}
+            try:
+                imp = Imperfections.coerce(fields)
+            except (TypeError, ValueError):
+                return False
+        return bool(imp.noise or imp.additive_noise or imp.drift)
+
+    # ------------------------------------------------------------ fitting
+    def _seeds(self):
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        state = np.random.SeedSequence(seed).generate_state(5) % (2**31 - 2)
+        return dict(zip(("init", "devices", "layers", "loader", "split"), map(int, state)))
+
+    def _build_module(self, n_features, n_outputs, seeds):
+        factory = LayerFactory(
+            black_box=self.black_box, black_box_options=self.black_box_options,
+            rank=self.rank, zo_samples=self.zo_samples,
+            surrogate_samples=self.surrogate_samples, gradient=self.gradient,
+            layer_options=self.layer_options, random_state=seeds["devices"],
+        )
+        with _forked_torch_rng(self.device, seeds["init"]):
+            if self.module is None:
+                module = build_network(self.architecture, n_features, n_outputs, factory,
+                                       int(self.hidden_units))
+            else:
+                module = instantiate_module(self.module, n_features, n_outputs, factory)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module must build a torch.nn.Module; got {type(module).__name__}")
+        seed_layers(module, seeds["layers"])
+        return module
+
+    def _build_callbacks(self):
+        callbacks = [("queries", QueryLogger()), ("surrogate_error", SurrogateErrorLogger())]
+        # Left out of the printed epoch table, kept in the history.
+        keys_ignored = ["n_configurations"]
+        for cb in copy.deepcopy(list(self.callbacks or [])):
+            callbacks.append(cb)
+            target = cb[1] if isinstance(cb, tuple) else cb
+            if hasattr(target, "bind_estimator"):
+                target.bind_estimator(self)
+            keys_ignored.extend(getattr(target, "log_keys_ignored", ()))
+        if self.early_stopping:
+            # After every recording callback: stopping ends the epoch's
+            # on_epoch_end calls, and the last epoch must still be complete.
+            callbacks.append(("early_stopping", BestEpochEarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change)))
+        if self.verbose and _stdout_is_terminal():
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks, keys_ignored
+
+    def _train_split(self, y, seeds, classifier):
+        if not self.early_stopping:
+            return None
+        stratified = classifier and np.bincount(y).min() >= 2
+        return ValidSplit(cv=float(self.validation_fraction), stratified=bool(stratified),
+                          random_state=seeds["split"])
+
+    def _fit_net(self, X, y_net, n_outputs, classifier):
+        """Build the module and the skorch net, train it, and set the fitted attributes."""
+        seeds = self._seeds()
+        callbacks, keys_ignored = self._build_callbacks()
+        module = self._build_module(X.shape[1], n_outputs, seeds)
+        for m in module.modules():
+            if isinstance(m, Standardize):
+                m.fit(X)
+        net = self._net_class(
+            module=module,
+            criterion=self._criterion,
+            optimizer=torch.optim.Adam,
+            lr=float(self.lr),
+            black_box_lr=float(self.black_box_lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            train_split=self._train_split(y_net, seeds, classifier),
+            callbacks=callbacks,
+            callbacks__print_log__keys_ignored=keys_ignored,
+            iterator_train__shuffle=True,
+            iterator_train__generator=torch.Generator().manual_seed(seeds["loader"]),
+            device=self.device,
+            verbose=int(self.verbose),
+        )
+        with _forked_torch_rng(self.device, seeds["init"] + 1):
+            net.fit(X, y_net)
+        self.net_ = net
+        self.history_ = net.history_
+        self.n_iter_ = len(net.history_)
+        self.n_queries_ = count_queries(net.module_)
+        return self
+
+    def _forward_net(self, net, X):
+        """Network outputs for already validated ``X`` (float32)."""
+        return net.predict_proba(X)
+
+
+class HybridClassifier(ClassifierMixin, _BaseHybrid):
+    __doc__ = f"""Classifier: a neural network with a black-box layer, trained from forward queries.
+
+    The default network is ``Linear -> tanh -> black box -> tanh -> Linear``
+    with standardised inputs (``architecture="hidden"``), or the black box
+    as the first layer (``"front"``). Training uses Adam on cross-entropy;
+    the black box's own parameters follow a zeroth-order gradient estimate
+    and the gradient passed back through it comes from a low-rank surrogate
+    (``gradient="astralora"``), so the device is only ever run forward.
+
+    Parameters
+    ----------{_SHARED_PARAMETERS}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (any type np.unique sorts: ints, strings, ...).{_SHARED_ATTRIBUTES}
+
+    See Also
+    --------
+    HybridRegressor : the same for regression.
+    skhybrid.BlackBoxLayer : the layer, for your own torch training loop.
+
+    Notes
+    -----{_NOTES}
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skhybrid import HybridClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = HybridClassifier(black_box="slm", hidden_units=8, rank=2, max_epochs=5,
+    ...                        random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    _net_class = HybridNetClassifier
+    _criterion = nn.CrossEntropyLoss
+
+    def fit(self, X, y):
+        """Train the network on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels of any type ``np.unique`` can sort.
+
+        Returns
+        -------
+        self : HybridClassifier
+        """
+        validate_params(self)
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        return self._fit_net(X, y_encoded.astype(np.int64), len(self.classes_), classifier=True)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return self._proba_with_net(self.net_, X)
+
+    def predict(self, X):
+        """Predicted labels, shape (n_samples,)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def _proba_with_net(self, net, X):
+        proba = np.asarray(self._forward_net(net, X), dtype=np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def _score_with_net(self, net, X, y):
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        labels = self.classes_[np.argmax(self._proba_with_net(net, X), axis=1)]
+        return accuracy_score(np.asarray(y), labels)
+
+
+class HybridRegressor(RegressorMixin, _BaseHybrid):
+    __doc__ = f"""Regressor: a neural network with a black-box layer, trained from forward queries.
+
+    Like :class:`HybridClassifier`, with a mean-squared-error loss. The
+    targets are standardised for training (per column) and predictions are
+    mapped back, so targets of any scale train at the default learning
+    rates. 1-D and 2-D targets are supported: predictions have the shape
+    ``y`` had.
+
+    Parameters
+    ----------{_SHARED_PARAMETERS}
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets.{_SHARED_ATTRIBUTES}
+
+    See Also
+    --------
+    HybridClassifier : the same for classification.
+
+    Notes
+    -----{_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhybrid import HybridRegressor
+    >>> X = np.random.RandomState(0).normal(size=(40, 3))
+    >>> reg = HybridRegressor(black_box="slm", hidden_units=8, rank=2, max_epochs=5,
+    ...                       random_state=0).fit(X, X.sum(axis=1))
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    _net_class = HybridNetRegressor
+    _criterion = nn.MSELoss
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X, y):
+        """Train the network on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self : HybridRegressor
+        """
+        validate_params(self)
+        X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True, y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(len(y), -1)
+        self.n_outputs_ = Y.shape[1]
+        self._y_mean = Y.mean(axis=0)
+        scale = Y.std(axis=0)
+        self._y_scale = np.where(scale > 0, scale, 1.0)
+        Y = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
+        return self._fit_net(X, Y, self.n_outputs_, classifier=False)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_targets) as ``y`` was."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return self._predict_with_net(self.net_, X)
+
+    def _predict_with_net(self, net, X):
+        Y = np.asarray(self._forward_net(net, X), dtype=np.float64).reshape(len(X), -1)
+        Y = Y * self._y_scale + self._y_mean
+        return Y.ravel() if self._y_1d else Y
+
+    def _score_with_net(self, net, X, y):
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return r2_score(np.asarray(y, dtype=np.float64), self._predict_with_net(net, X))
+
+
+# ------------------------------------------------------------------ helpers
+class _forked_torch_rng:
+    """Seed torch's CPU generator inside ``torch.random.fork_rng``: the global state survives.
+
+    On a CUDA compute device the current device's generator is forked and
+    seeded too, so dropout there is reproducible as well.
+    """
+
+    def __init__(self, device, seed):
+        self.seed = int(seed)
+        dev = torch.device(device)
+        self.cuda = dev.type == "cuda" and torch.cuda.is_available()
+        self.devices = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+            if self.cuda else []
+
+    def __enter__(self):
+        self._fork = torch.random.fork_rng(devices=self.devices)
+        self._fork.__enter__()
+        torch.default_generator.manual_seed(self.seed)
+        if self.cuda:
+            with torch.cuda.device(self.devices[0]):
+                torch.cuda.manual_seed(self.seed)
+        return self
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
