@@ -198,6 +198,10 @@ class BlackBoxLayer(nn.Module):
         self.monitor_tol = float(monitor_tol)
 
         self.surrogate = LowRankSurrogate(self.d_out, self.d_in, rank)
+        self.rank = self.surrogate.rank
+        self.zo_samples = int(zo_samples)
+        if surrogate_samples != "auto":
+            self.surrogate_samples = int(surrogate_samples)
         self.params = nn.Parameter(black_box.params0.clone().to(torch.get_default_dtype()),
                                    requires_grad=gradient != "frozen")
         self.scale = nn.Parameter(torch.ones(())) if output_scale else None

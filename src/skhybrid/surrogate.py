@@ -1,5 +1,6 @@
 """Low-rank surrogate ``A ~ U S V^T`` of a black box, and its projector-splitting update."""
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,10 +28,12 @@ class LowRankSurrogate(nn.Module):
         super().__init__()
         self.d_out, self.d_in, self.rank = d_out, d_in, rank
         limit = min(d_in, d_out)
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
+        if isinstance(rank, (bool, np.bool_)) or not isinstance(rank, (int, np.integer)) \
+                or not 1 <= rank <= limit:
             raise ValueError(
                 f"rank must be an int in [1, min(d_in, d_out)] = [1, {limit}]; got {rank!r}"
             )
+        self.rank = int(rank)
         self.register_buffer("U", torch.zeros(d_out, rank, dtype=torch.float64))
         self.register_buffer("S", torch.zeros(rank, rank, dtype=torch.float64))
         self.register_buffer("V", torch.zeros(d_in, rank, dtype=torch.float64))
