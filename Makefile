@@ -10,13 +10,18 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.skhybrid-setup
 
-.PHONY: demo test setup clean
+.PHONY: demo test docs setup clean
 
 demo: setup
 	$(VENV)/bin/skhybrid demo
 
 test: setup
 	$(PY) -m pytest -q
+
+# The documentation site, examples run, in docs/_build/html (the tests build
+# it too, warnings as errors, without running the examples).
+docs: setup
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 setup: $(STAMP)
 
@@ -25,8 +30,9 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --disable-pip-version-check -q "torch==2.13.0"
-	$(PIP) install --disable-pip-version-check -q -e ".[test,plot]"
+	$(PIP) install --disable-pip-version-check -q -e ".[test,plot,persistence,dask,docs]"
 	touch $(STAMP)
 
 clean:
-	rm -rf skhybrid-out build src/*.egg-info .pytest_cache
+	rm -rf skhybrid-out build src/*.egg-info .pytest_cache docs/_build docs/auto_examples \
+		docs/sg_execution_times.rst

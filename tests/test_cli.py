@@ -1,5 +1,4 @@
 import argparse
-import pickle
 import sys
 
 import numpy as np
@@ -70,7 +69,8 @@ def test_demo_prints_the_comparison_and_writes_the_learning_curve(tmp_path, caps
 
 
 def test_fit_on_a_csv_saves_a_model_that_predicts(iris_csv, tmp_path, capsys):
-    model_path = tmp_path / "model.pkl"
+    pytest.importorskip("skops")
+    model_path = tmp_path / "model.skops"
     code = cli.main(["fit", str(iris_csv), "--target", "species", "--drop", "id",
                      "--black-box", "slm", *FAST, "--compare", "digital", "--quiet",
                      "--no-plot", "--save", str(model_path)])
@@ -79,8 +79,9 @@ def test_fit_on_a_csv_saves_a_model_that_predicts(iris_csv, tmp_path, capsys):
     assert "classification" in out and "1 rows with empty cells dropped" in out
     assert "train_loss" not in out  # --quiet: no epoch tables
     assert "slm (astralora)" in out and "digital twin" in out and "exact" not in out
-    with open(model_path, "rb") as handle:
-        model = pickle.load(handle)
+    from skhybrid.persistence import load
+
+    model = load(model_path)  # the safe format: no extra types to trust
     assert list(model.feature_names_) == ["sepal length", "sepal width", "petal length",
                                           "petal width", "colour=blue", "colour=red"]
     assert set(model.predict(np.zeros((2, 6)))) <= {"setosa", "versicolor", "virginica"}

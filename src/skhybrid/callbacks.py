@@ -61,8 +61,14 @@ class EpochTable(PrintLog):
 
     The estimators' nets use it in place of ``PrintLog`` (the callback is
     still named ``print_log``), so that a log piped to a file stays plain
-    text.
+    text: one line per epoch. The columns come in the order of
+    :attr:`column_order` (losses, validation and held-out scores, black-box
+    queries, surrogate error), then any others, then the epoch time ``dur``.
     """
+
+    #: Leading columns, when present.
+    column_order = ("epoch", "train_loss", "valid_loss", "valid_acc", "valid_r2", "test_score",
+                    "n_queries", "surrogate_error")
 
     def format_row(self, row, key, color):
         text = super().format_row(row, key, color)
@@ -70,10 +76,27 @@ class EpochTable(PrintLog):
             text = _ANSI_CODE.sub("", text)
         return text
 
+    def _sorted_keys(self, keys):
+        keys = super()._sorted_keys(keys)
+        first = [k for k in self.column_order if k in keys]
+        return first + [k for k in keys if k not in first]
+
 
 def _stdout_is_terminal():
+    return _is_terminal(sys.stdout)
+
+
+def _progress_bar_wanted():
+    """A progress bar (drawn on stderr) only when both output streams are terminals.
+
+    Redrawn many times per epoch, it would flood a log file or a CI log.
+    """
+    return _is_terminal(sys.stdout) and _is_terminal(sys.stderr)
+
+
+def _is_terminal(stream):
     try:
-        return sys.stdout.isatty()
+        return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
 
@@ -124,10 +147,14 @@ class QueryLogger(Callback):
 
     Columns ``n_queries`` (input vectors sent) and ``n_configurations``
     (reprogrammings), counted since the start of the fit over all devices and
-    purposes, validation forward passes included.
+    purposes, validation forward passes included. A training that continues
+    an existing history (``partial_fit``, a warm start) keeps counting from
+    where that history began.
     """
 
     def on_train_begin(self, net, **kwargs):
+        if len(net.history) and hasattr(self, "start_"):
+            return
         self.start_ = count_queries(net.module_)
 
     def on_epoch_end(self, net, **kwargs):

@@ -12,7 +12,6 @@ import argparse
 import csv
 import math
 import os
-import pickle
 import sys
 import time
 
@@ -42,6 +41,14 @@ def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a float in (0, 1); got {text}")
+    return value
+
+
+def _delimiter(text):
+    value = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a single character (or '\\t' for a tab); got {text!r}")
     return value
 
 
@@ -184,46 +191,88 @@ def _build_parser():
                           "(default: %(default)s)")
     fit.add_argument("--drop", action="append", default=[], metavar="COLUMN",
                      help="ignore this column (an id, say); repeatable")
-    fit.add_argument("--delimiter", default=",", metavar="CHAR",
+    fit.add_argument("--delimiter", type=_delimiter, default=",", metavar="CHAR",
                      help="CSV field separator (default: %(default)r)")
-    fit.add_argument("--save", metavar="PATH",
-                     help="pickle the fitted black-box model here (load it with pickle.load)")
+    fit.add_argument("--save", metavar="PATH.skops",
+                     help="save the fitted black-box model here in the safe skops format "
+                          "('.skops' is appended if missing); load it with "
+                          "skhybrid.persistence.load")
     return parser
 
 
 # --------------------------------------------------------------------- data
+#: Cells read as missing (case-insensitive); rows holding one are dropped.
+MISSING_CELLS = ("", "na", "n/a", "nan", "null", "?")
+
+
 def read_csv(path, target, *, drop=(), delimiter=","):
     """Read a CSV with a header into ``(X, y, feature_names, n_dropped_rows)``.
 
     Numeric columns are kept as floats, the other feature columns are one-hot
-    encoded (``column=value``), and rows with an empty cell are dropped. The
-    target column is returned as floats when every value is numeric, as
-    strings otherwise.
+    encoded (``column=value``), and rows with a missing cell (empty, ``NA``,
+    ``N/A``, ``NaN``, ``null`` or ``?``) are dropped. The target column is
+    returned as floats when every value is numeric, as strings otherwise.
+
+    Raises ``ValueError`` naming the file, and the line or column where it
+    applies, for what would otherwise be read wrongly: a file that is not
+    UTF-8 text, duplicate or empty column names, rows of the wrong length,
+    a column of numbers with a few cells that are not (a typo would
+    otherwise one-hot encode the whole column), and inf or overflowing
+    numbers.
     """
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle, delimiter=delimiter)
-                if any(c.strip() for c in row)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as a "
+            "UTF-8 CSV file"
+        ) from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: malformed CSV: {exc}") from None
     if len(rows) < 2:
         raise ValueError(f"{path}: needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
+    header = [name.strip() for name in rows[0][1]]
     if target not in header:
-        raise ValueError(f"{path}: no column {target!r}; the columns are {header}")
+        hint = ""
+        if len(header) == 1:
+            seps = [sep for sep in (";", "\t", "|", ",") if sep in header[0] and sep != delimiter]
+            if seps:
+                hint = f" (one column only: is the separator {seps[0]!r}? pass --delimiter)"
+        raise ValueError(f"{path}: no column {target!r}; the columns are {header}{hint}")
+    unnamed = [j + 1 for j, name in enumerate(header) if not name and name not in drop]
+    if unnamed:
+        raise ValueError(
+            f"{path}: column {unnamed[0]} has no name (a saved DataFrame index?); name it "
+            "in the header, or drop it with --drop ''"
+        )
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"{path}: duplicate column name(s) {duplicated}; rename them")
     missing = sorted(set(drop) - set(header))
     if missing:
         raise ValueError(
             f"{path}: cannot drop {missing}: no such column(s); the columns are {header}"
         )
-    body = [[c.strip() for c in row] for row in rows[1:]]
-    short = [i + 2 for i, row in enumerate(body) if len(row) != len(header)]
+    lines = [line for line, _ in rows[1:]]
+    body = [[c.strip() for c in row] for _, row in rows[1:]]
+    short = [line for line, row in zip(lines, body) if len(row) != len(header)]
     if short:
         raise ValueError(
-            f"{path}: line {short[0]} has a different number of fields than the header"
+            f"{path}: line {short[0]} has a different number of fields than the header "
+            f"({len(header)})"
         )
-    complete = [row for row in body if all(c != "" and c.lower() not in ("na", "nan") for c in row)]
+    keep = [all(c.lower() not in MISSING_CELLS for c in row) for row in body]
+    complete = [row for row, k in zip(body, keep) if k]
+    lines = [line for line, k in zip(lines, keep) if k]
     n_dropped = len(body) - len(complete)
     if not complete:
-        raise ValueError(f"{path}: every row has an empty cell")
+        raise ValueError(f"{path}: every row has a missing cell")
     columns = {name: [row[j] for row in complete] for j, name in enumerate(header)}
+    for name in header:
+        if name not in drop:
+            _check_column(path, name, columns[name], lines)
 
     features, names = [], []
     for name in header:
@@ -251,6 +300,34 @@ def _as_floats(values):
         return np.asarray([float(v) for v in values], dtype=np.float64)
     except ValueError:
         return None
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_column(path, name, values, lines):
+    """A column must be all numbers (and finite), or text: name the cells that break that."""
+    numeric = [_is_number(v) for v in values]
+    n_numeric = sum(numeric)
+    if n_numeric == len(values):
+        bad = [i for i, v in enumerate(values) if not math.isfinite(float(v))]
+        if bad:
+            raise ValueError(
+                f"{path}: column {name!r} holds {values[bad[0]]!r} on line {lines[bad[0]]}; "
+                "numbers must be finite"
+            )
+    elif 2 * n_numeric > len(values):
+        bad = [i for i, ok in enumerate(numeric) if not ok]
+        raise ValueError(
+            f"{path}: column {name!r} holds numbers, except {values[bad[0]]!r} on line "
+            f"{lines[bad[0]]} ({len(bad)} such cell(s)); fix them, leave them empty to drop "
+            f"those rows, or --drop {name!r}"
+        )
 
 
 def infer_task(y):
@@ -387,6 +464,10 @@ def _report(results, task, args, stem):
 def _split(X, y, task, args):
     from sklearn.model_selection import train_test_split
 
+    if len(y) < 2:
+        raise ValueError(
+            f"needs at least 2 complete rows, one to train on and one to test; got {len(y)}"
+        )
     stratify = None
     if task == "classification":
         _, counts = np.unique(y, return_counts=True)
@@ -412,6 +493,11 @@ def run_demo(args):
 
 
 def run_fit(args):
+    if args.save:
+        try:
+            import skops.io  # noqa: F401  (checked before training, not after)
+        except ImportError:
+            raise ValueError("--save needs skops: pip install 'skhybrid[persistence]'") from None
     X, y, names, n_dropped = read_csv(args.data, args.target, drop=args.drop,
                                       delimiter=args.delimiter)
     task = infer_task(y) if args.task == "auto" else args.task
@@ -429,11 +515,13 @@ def run_fit(args):
     if args.save:
         model = results[0]["estimator"]
         model.feature_names_ = np.asarray(names, dtype=object)
-        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
-        with open(args.save, "wb") as handle:
-            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        print(f"model saved to {args.save} (pickle; load it with pickle.load, its features "
-              f"are in .feature_names_)")
+        from .persistence import save
+
+        path = args.save if args.save.endswith(".skops") else args.save + ".skops"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        save(model, path)
+        print(f"model saved to {path} (skops; load it with skhybrid.persistence.load, "
+              f"its features are in .feature_names_)")
     return 0
 
 

@@ -7,6 +7,8 @@ parameters exactly once after each optimiser step.
 """
 
 import copy
+import copyreg
+import warnings
 
 import numpy as np
 import torch
@@ -14,18 +16,18 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import ProgressBar
+from skorch.callbacks import EpochScoring, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import nn
 
-from ._validation import validate_params
-from .black_boxes import BlackBox
+from ._validation import check_regression_targets, validate_input, validate_params
+from .black_boxes import FAULT_KINDS, BlackBox, BlackBoxError
 from .black_boxes.imperfections import Imperfections
 from .callbacks import (BestEpochEarlyStopping, EpochTable, QueryLogger, SurrogateErrorLogger,
-                        _stdout_is_terminal, count_queries)
-from .layers import black_box_layers, seed_layers, update_surrogates
+                        _progress_bar_wanted, _unique_black_boxes, count_queries)
+from .layers import BlackBoxLayer, black_box_layers, seed_layers, update_surrogates
 from .modules import LayerFactory, Standardize, build_network, instantiate_module
 
 __all__ = ["HybridClassifier", "HybridRegressor"]
@@ -41,11 +43,93 @@ class _HybridNetMixin:
     * :func:`~skhybrid.update_surrogates` runs right after each optimiser
       step, and nowhere else: validation and prediction never touch a
       surrogate.
+    * With ``shuffle_seed`` set, epoch ``k`` shuffles the training data with
+      a generator seeded from ``(shuffle_seed, k)``: the order depends on
+      the epoch number only, so a run resumed from a checkpoint or
+      continued by a warm start shuffles as the uninterrupted run would.
+    * The state of each epoch's start (module, optimiser, torch's RNG) is
+      kept until the epoch ends. When a :class:`~skhybrid.BlackBoxError`
+      or a ``KeyboardInterrupt`` (Ctrl-C) arrives during an epoch's
+      training or validation pass, the net goes back to that state and the
+      unfinished epoch is dropped from the history; the query and fault
+      counters keep what was spent. A ``KeyboardInterrupt`` raised from an
+      ``on_epoch_end`` callback (skorch's way to stop, as
+      ``EarlyStopping`` does) keeps the finished epoch.
     """
 
-    def __init__(self, *args, black_box_lr=0.01, **kwargs):
+    def __init__(self, *args, black_box_lr=0.01, shuffle_seed=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.black_box_lr = black_box_lr
+        self.shuffle_seed = shuffle_seed
+
+    # ------------------------------------------- epochs: shuffling, snapshots
+    def on_epoch_begin(self, net, **kwargs):
+        self._epoch_start = self._snapshot()
+        self._in_epoch_end = False
+        super().on_epoch_begin(net, **kwargs)
+        generator = self.get_params_for("iterator_train").get("generator")
+        if self.shuffle_seed is not None and isinstance(generator, torch.Generator):
+            seed = np.random.SeedSequence([int(self.shuffle_seed), len(self.history)])
+            generator.manual_seed(int(seed.generate_state(1)[0]))
+
+    def on_epoch_end(self, net, **kwargs):
+        self._in_epoch_end = True
+        super().on_epoch_end(net, **kwargs)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self._epoch_start = None
+        self._in_epoch_end = False
+        self.interrupted_epoch_ = None
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            if not self._in_epoch_end:
+                self.interrupted_epoch_ = len(self.history)
+                self._roll_back()
+            raise
+        except BlackBoxError:
+            self.interrupted_epoch_ = len(self.history)
+            self._roll_back()
+            raise
+        finally:
+            self._epoch_start = None  # a snapshot is large; keep none after the fit
+
+    def notify(self, method_name, **cb_kwargs):
+        # Interrupted in the first epoch, nothing is left to end: callbacks
+        # such as EarlyStopping read the last epoch in on_train_end.
+        if method_name == "on_train_end" and not len(self.history):
+            return
+        super().notify(method_name, **cb_kwargs)
+
+    def _snapshot(self):
+        layers = black_box_layers(self.module_)
+        return {
+            "n_epochs": len(self.history),
+            "module": copy.deepcopy(self.module_.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
+            "torch_rng": torch.get_rng_state(),
+            "monitor": [(getattr(layer, "_monitor_reference", None),
+                         getattr(layer, "last_monitored_error", None)) for layer in layers],
+        }
+
+    def _roll_back(self):
+        """Back to the start of the unfinished epoch, keeping the counters of the whole fit."""
+        start = self._epoch_start
+        if start is None:
+            return
+        layers = black_box_layers(self.module_)
+        boxes = list({id(layer.black_box): layer.black_box for layer in layers}.values())
+        counters = [(copy.deepcopy(box.counts), dict(box.n_faults)) for box in boxes]
+        rebuilds = [layer.n_rebuilds for layer in layers]
+        self.module_.load_state_dict(start["module"])
+        self.optimizer_.load_state_dict(start["optimizer"])
+        torch.set_rng_state(start["torch_rng"])
+        for box, (counts, faults) in zip(boxes, counters):
+            box.counts, box.n_faults = counts, faults
+        for layer, n, (reference, error) in zip(layers, rebuilds, start["monitor"]):
+            layer.n_rebuilds = n
+            layer._monitor_reference, layer.last_monitored_error = reference, error
+        del self.history[start["n_epochs"]:]
 
     @property
     def _default_callbacks(self):
@@ -77,6 +161,14 @@ class HybridNetClassifier(_HybridNetMixin, NeuralNetClassifier):
 
 class HybridNetRegressor(_HybridNetMixin, NeuralNetRegressor):
     """skorch ``NeuralNetRegressor`` with a black-box optimiser group and surrogate updates."""
+
+    @property
+    def _default_callbacks(self):
+        # A validation score beside the loss, like the classifier's valid_acc (from the
+        # cached validation pass: no extra queries). R^2 is the same on the standardised
+        # targets the net sees as on the estimator's own.
+        return super()._default_callbacks + [
+            ("valid_r2", EpochScoring("r2", lower_is_better=False, name="valid_r2"))]
 
 
 # ---------------------------------------------------------------- estimators
@@ -128,7 +220,13 @@ _SHARED_PARAMETERS = """
         :class:`~skhybrid.modules.Standardize` inside is fitted to ``X``.
     layer_options : dict or None, default=None
         Further :class:`~skhybrid.BlackBoxLayer` options (``zo_scheme``,
-        ``zo_directions``, ``mu``, ``probes``, ``rebuild_every``, ...).
+        ``zo_directions``, ``mu``, ``probes``, ``rebuild_every``,
+        ``monitor_every``, ...). Unless set here, a device with
+        imperfections gets the ZO step
+        :func:`~skhybrid.estimators.finite_difference_step` (``mu=None``
+        asks for the device's ``suggested_mu`` instead), and a drifting one
+        ``monitor_every=10``: the surrogate is checked every 10 updates and
+        rebuilt when drift has made it stale.
     max_epochs : int, default=40
         Passes over the training data.
     batch_size : int, default=32
@@ -160,12 +258,23 @@ _SHARED_PARAMETERS = """
         bit-identical predictions; the global torch RNG is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints an epoch table (with a progress bar when
-        stdout is a terminal)."""
+        stdout is a terminal).
+    warm_start : bool, default=False
+        When True and the estimator is fitted, ``fit`` continues training
+        the same network for ``max_epochs`` more epochs: its weights,
+        optimiser state, surrogates, device state and random streams carry
+        on, so two warm-started fits of 5 epochs equal one of 10. The new
+        ``max_epochs``, ``batch_size``, ``lr``, ``black_box_lr`` and
+        ``verbose`` apply; callbacks, early stopping and the input and
+        target scaling stay those of the first fit; changing a parameter
+        that shapes the network (``black_box``, ``rank``, ``hidden_units``,
+        ...) raises ``ValueError``, as do new classes. When False, each
+        ``fit`` starts afresh."""
 
 _SHARED_ATTRIBUTES = """
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` was a DataFrame with string column names.
     net_ : skorch NeuralNet
         The trained net (``net_.module_`` is the torch network).
@@ -179,7 +288,13 @@ _SHARED_ATTRIBUTES = """
         The fit's total black-box queries, ``{"vectors": int,
         "configurations": int}``: input vectors sent and reprogrammings,
         summed over devices and over forward, ZO and surrogate queries
-        (validation passes included; 0 for ``black_box="digital"``)."""
+        (validation passes included; 0 for ``black_box="digital"``).
+        Cumulative over warm-started fits.
+    n_faults_ : dict
+        Failed device attempts during training, summed over devices, by
+        kind: ``"exception"``, ``"timeout"``, ``"non_finite"`` (NaN or inf),
+        ``"shape"`` (wrong output shape), and ``"dropped"``: ZO directions
+        given up after their retries (see :class:`~skhybrid.BlackBox`)."""
 
 _NOTES = """
     Each optimiser step costs ``B`` forward vectors, about ``zo_samples * B``
@@ -187,6 +302,17 @@ _NOTES = """
     surrogate vectors on one configuration (see
     :class:`~skhybrid.BlackBoxLayer`); ``n_queries_`` counts them all.
     Prediction queries the device too, but never updates a surrogate.
+
+    A device that keeps failing (a :class:`~skhybrid.BlackBoxError`
+    after its retries) or a ``KeyboardInterrupt`` (Ctrl-C) during an epoch
+    leaves the estimator fitted with the network of its last completed epoch
+    and the history of the completed epochs; the query and fault counters
+    keep everything spent. Ctrl-C returns from ``fit`` with a warning, as
+    skorch does; the ``BlackBoxError`` is raised again, saying so. Fit again
+    with ``warm_start=True`` to continue: the result is the same as an
+    uninterrupted run. skorch's ``Checkpoint`` and ``LoadInitState`` in
+    ``callbacks`` resume exactly too (the layers' state carries their
+    random streams, and each epoch shuffles by its number).
 
     All of scikit-learn's common estimator checks pass; there are no
     expected failures. With measurement noise or drift in
@@ -230,6 +356,7 @@ class _BaseHybrid(BaseEstimator):
         device="cpu",
         random_state=None,
         verbose=0,
+        warm_start=False,
     ):
         self.black_box = black_box
         self.black_box_options = black_box_options
@@ -252,11 +379,27 @@ class _BaseHybrid(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self._is_noisy()
         return tags
+
+    # pickle, joblib and copy keep the native state (the skorch net as it is);
+    # skops asks __getstate__, which gives plain data (see skhybrid.persistence).
+    def __reduce_ex__(self, protocol):
+        return copyreg.__newobj__, (type(self),), super().__getstate__()
+
+    def __getstate__(self):
+        from .persistence import portable_state
+
+        return portable_state(self, super().__getstate__())
+
+    def __setstate__(self, state):
+        from .persistence import restore_state
+
+        super().__setstate__(restore_state(self, state))
 
     def _is_noisy(self):
         """Whether repeated queries of the device differ (noise or drift on)."""
@@ -282,7 +425,7 @@ class _BaseHybrid(BaseEstimator):
         return dict(zip(("init", "devices", "layers", "loader", "split"), map(int, state)))
 
     def _build_module(self, n_features, n_outputs, seeds):
-        factory = LayerFactory(
+        factory = _EstimatorLayerFactory(
             black_box=self.black_box, black_box_options=self.black_box_options,
             rank=self.rank, zo_samples=self.zo_samples,
             surrogate_samples=self.surrogate_samples, gradient=self.gradient,
@@ -314,7 +457,7 @@ class _BaseHybrid(BaseEstimator):
             # on_epoch_end calls, and the last epoch must still be complete.
             callbacks.append(("early_stopping", BestEpochEarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change)))
-        if self.verbose and _stdout_is_terminal():
+        if self.verbose and _progress_bar_wanted():
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks, keys_ignored
 
@@ -325,15 +468,10 @@ class _BaseHybrid(BaseEstimator):
         return ValidSplit(cv=float(self.validation_fraction), stratified=bool(stratified),
                           random_state=seeds["split"])
 
-    def _fit_net(self, X, y_net, n_outputs, classifier):
-        """Build the module and the skorch net, train it, and set the fitted attributes."""
-        seeds = self._seeds()
+    def _make_net(self, module, seeds, train_split):
+        """The skorch net around ``module`` (also used to rebuild a loaded model)."""
         callbacks, keys_ignored = self._build_callbacks()
-        module = self._build_module(X.shape[1], n_outputs, seeds)
-        for m in module.modules():
-            if isinstance(m, Standardize):
-                m.fit(X)
-        net = self._net_class(
+        return self._net_class(
             module=module,
             criterion=self._criterion,
             optimizer=torch.optim.Adam,
@@ -341,20 +479,90 @@ class _BaseHybrid(BaseEstimator):
             black_box_lr=float(self.black_box_lr),
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
-            train_split=self._train_split(y_net, seeds, classifier),
+            train_split=train_split,
             callbacks=callbacks,
             callbacks__print_log__keys_ignored=keys_ignored,
             iterator_train__shuffle=True,
             iterator_train__generator=torch.Generator().manual_seed(seeds["loader"]),
+            shuffle_seed=seeds["loader"],
             device=self.device,
             verbose=int(self.verbose),
         )
-        with _forked_torch_rng(self.device, seeds["init"] + 1):
-            net.fit(X, y_net)
+
+    def _fit_net(self, X, y_net, n_outputs, classifier):
+        """Build the module and the skorch net, train it, and set the fitted attributes."""
+        if self._continues():
+            return self._train(self.net_, X, y_net, _forked_torch_rng(
+                self.device, state=getattr(self, "_torch_rng_state", None)))
+        seeds = self._seeds()
+        module = self._build_module(X.shape[1], n_outputs, seeds)
+        for m in module.modules():
+            if isinstance(m, Standardize):
+                m.fit(X)
+        net = self._make_net(module, seeds, self._train_split(y_net, seeds, classifier))
+        self._fit_seeds = seeds  # rebuilds the same network when loaded (skhybrid.persistence)
+        self._built_with = {k: getattr(self, k) for k in _NETWORK_PARAMETERS}
+        return self._train(net, X, y_net, _forked_torch_rng(self.device, seeds["init"] + 1))
+
+    def _continues(self):
+        """Whether this fit continues the fitted network (``warm_start=True``)."""
+        if not (self.warm_start and hasattr(self, "net_")):
+            return False
+        built = getattr(self, "_built_with", {})
+        changed = [k for k in _NETWORK_PARAMETERS
+                   if k in built and not _same_value(built[k], getattr(self, k))]
+        if changed:
+            raise ValueError(
+                f"warm_start=True continues the fitted network, but {changed} changed since "
+                "it was built; set them back, or set warm_start=False to build a new network"
+            )
+        return True
+
+    def _train(self, net, X, y_net, torch_rng):
+        """Run ``net`` (a fresh fit, or a continuation) and set the fitted attributes.
+
+        A :class:`~skhybrid.BlackBoxError` leaves the estimator fitted with
+        the network of its last completed epoch (the net rolls back), and is
+        raised again with that said.
+        """
+        continuing = net is getattr(self, "net_", None)
+        if continuing:
+            net.max_epochs = int(self.max_epochs)
+            net.batch_size = int(self.batch_size)
+            net.verbose = int(self.verbose)
+            _set_learning_rates(net, float(self.lr), float(self.black_box_lr))
+        failure = None
+        with torch_rng:
+            try:
+                if continuing:
+                    net.partial_fit(X, y_net)
+                else:
+                    net.fit(X, y_net)
+            except BlackBoxError as exc:
+                failure = exc
+        self._torch_rng_state = torch_rng.final_state
         self.net_ = net
         self.history_ = net.history_
         self.n_iter_ = len(net.history_)
         self.n_queries_ = count_queries(net.module_)
+        self.n_faults_ = _count_faults(net.module_)
+        stopped_in = getattr(net, "interrupted_epoch_", None)
+        kept = (f"as it was after epoch {self.n_iter_}, its last completed one"
+                if self.n_iter_ else "as it was before training")
+        if failure is not None:
+            where = f" in epoch {stopped_in}" if stopped_in else ""
+            raise BlackBoxError(
+                f"{failure}\nThe fit stopped{where}. The estimator keeps its network {kept} "
+                f"(history_ holds {self.n_iter_} epoch(s)) and can predict; n_faults_ = "
+                f"{self.n_faults_}. Fix the device, then fit again with warm_start=True to "
+                "continue.",
+                purpose=failure.purpose, cause=failure.cause,
+            ) from failure
+        if stopped_in is not None:
+            warnings.warn(
+                f"fit was interrupted in epoch {stopped_in}; the estimator keeps its network "
+                f"{kept}, and history_ holds {self.n_iter_} epoch(s). Fit again with "
+                "warm_start=True to continue.", UserWarning, stacklevel=4)
         return self
 
     def _forward_net(self, net, X):
@@ -416,16 +624,45 @@ class HybridClassifier(ClassifierMixin, _BaseHybrid):
         self : HybridClassifier
         """
         validate_params(self)
-        X, y = validate_data(self, X, y, dtype=np.float32)
+        continuing = self._continues()
+        X, y = validate_input(self, X, y, reset=not continuing)
         check_classification_targets(y)
-        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        if continuing:
+            labels = np.unique(y)
+            new = labels[~np.isin(labels, self.classes_)]
+            if new.size:
+                raise ValueError(
+                    f"warm_start=True continues a network trained on the classes "
+                    f"{self.classes_.tolist()}; y holds new label(s) {new.tolist()}. Set "
+                    "warm_start=False to train a network on every class"
+                )
+            y_encoded = np.searchsorted(self.classes_, y)
+        else:
+            self.classes_, y_encoded = np.unique(y, return_inverse=True)
         return self._fit_net(X, y_encoded.astype(np.int64), len(self.classes_), classifier=True)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_input(self, X, reset=False)
         return self._proba_with_net(self.net_, X)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on ``(X, y)``; labels never seen in ``fit`` count as errors, with a warning."""
+        check_is_fitted(self)
+        new = _unseen_labels(y, self.classes_)
+        kinds = {_label_kind(v) for v in new}
+        if new and kinds != {_label_kind(v) for v in self.classes_.tolist()}:
+            raise ValueError(
+                f"y holds {' and '.join(sorted(kinds))} labels such as {new[:3]}, but the "
+                f"classifier was trained on {_label_kind(self.classes_.tolist()[0])} labels "
+                f"(classes_ = {self.classes_.tolist()[:10]})"
+            )
+        if new:
+            warnings.warn(
+                f"y holds {len(new)} label(s) never seen in fit, such as {new[:5]}; they count "
+                f"as errors (classes_ = {self.classes_.tolist()[:10]})", UserWarning, stacklevel=2)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicted labels, shape (n_samples,)."""
@@ -437,7 +674,7 @@ class HybridClassifier(ClassifierMixin, _BaseHybrid):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _score_with_net(self, net, X, y):
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_input(self, X, reset=False)
         labels = self.classes_[np.argmax(self._proba_with_net(net, X), axis=1)]
         return accuracy_score(np.asarray(y), labels)
 
@@ -498,21 +735,32 @@ class HybridRegressor(RegressorMixin, _BaseHybrid):
         self : HybridRegressor
         """
         validate_params(self)
-        X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True, y_numeric=True)
+        continuing = self._continues()
+        check_regression_targets(self, y)
+        X, y = validate_input(self, X, y, reset=not continuing, multi_output=True,
+                              y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
-        self._y_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)
-        self.n_outputs_ = Y.shape[1]
-        self._y_mean = Y.mean(axis=0)
-        scale = Y.std(axis=0)
-        self._y_scale = np.where(scale > 0, scale, 1.0)
+        if continuing:
+            # The network keeps the target scaling it was trained with.
+            if Y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"warm_start=True continues a network with {self.n_outputs_} output(s); "
+                    f"y has {Y.shape[1]}"
+                )
+        else:
+            self._y_1d = y.ndim == 1
+            self.n_outputs_ = Y.shape[1]
+            self._y_mean = Y.mean(axis=0)
+            scale = Y.std(axis=0)
+            self._y_scale = np.where(scale > 0, scale, 1.0)
         Y = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
         return self._fit_net(X, Y, self.n_outputs_, classifier=False)
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets) as ``y`` was."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_input(self, X, reset=False)
         return self._predict_with_net(self.net_, X)
 
     def _predict_with_net(self, net, X):
@@ -521,20 +769,124 @@ class HybridRegressor(RegressorMixin, _BaseHybrid):
         return Y.ravel() if self._y_1d else Y
 
     def _score_with_net(self, net, X, y):
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_input(self, X, reset=False)
         return r2_score(np.asarray(y, dtype=np.float64), self._predict_with_net(net, X))
 
 
 # ------------------------------------------------------------------ helpers
+#: Updates between surrogate error checks on a drifting device (``monitor_every``).
+DRIFT_MONITOR_EVERY = 10
+
+
+def finite_difference_step(black_box):
+    """The ZO step ``mu`` the estimators use for a device with imperfections.
+
+    ``max(mu_device, noise + additive_noise, quantisation step)``. The ZO
+    difference compares two sums over a batch of ``B`` inputs and ``d_out``
+    outputs, and the measurement noise of those sums averages down by about
+    ``sqrt(B d_out)``; balancing what is left against the forward scheme's
+    truncation error (``O(mu)``) gives a step of the order of the noise
+    level itself, far below ``noise ** (1/3)`` (which suits a single noisy
+    scalar and the central scheme). A step below one quantisation level does
+    not move the device at all. Measured on digits with 1 % noise and 8-bit
+    phases (``benchmarks/noise.py``, ``docs/reliability.md``).
+    """
+    imp = black_box.imperfections
+    mu = max(float(black_box.mu), imp.noise + imp.additive_noise)
+    if imp.param_bits is not None:
+        low, high = imp.param_range or black_box.param_range
+        mu = max(mu, (high - low) / (2**imp.param_bits - 1))
+    return float(mu)
+
+
+class _EstimatorLayerFactory(LayerFactory):
+    """:class:`~skhybrid.modules.LayerFactory` with the estimators' defaults for real devices.
+
+    Unless ``layer_options`` says otherwise, a layer on an imperfect device
+    gets ``mu`` from :func:`finite_difference_step`, and one on a drifting
+    device with a randomised surrogate update checks its surrogate every
+    :data:`DRIFT_MONITOR_EVERY` updates and rebuilds it when drift has made
+    it stale.
+    """
+
+    def __call__(self, d_in, d_out):
+        layer = super().__call__(d_in, d_out)
+        if isinstance(layer, BlackBoxLayer):
+            options = self.layer_options or {}
+            imp = layer.black_box.imperfections
+            if "mu" not in options and imp.active:
+                layer.mu = finite_difference_step(layer.black_box)
+            if "monitor_every" not in options and imp.drift:
+                layer.monitor_every = DRIFT_MONITOR_EVERY
+        return layer
+
+
+#: The parameters that shape the network; a warm start must not change them.
+_NETWORK_PARAMETERS = ("black_box", "black_box_options", "rank", "zo_samples",
+                       "surrogate_samples", "gradient", "hidden_units", "architecture",
+                       "module", "layer_options", "device")
+
+
+def _same_value(a, b):
+    if a is b:
+        return True
+    if isinstance(a, BlackBox) or isinstance(b, BlackBox):
+        # A black box loaded from a file is a new object: compare what it is.
+        return (type(a) is type(b) and repr(a) == repr(b) and a.n_params == b.n_params
+                and torch.equal(a.params0, b.params0))
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - values without a plain equality
+        return False
+
+
+def _label_kind(value):
+    return "text" if isinstance(value, (str, bytes)) else "numeric"
+
+
+def _unseen_labels(y, classes):
+    """The distinct labels of ``y`` that are not in ``classes`` (compared as Python values)."""
+    try:
+        seen = set(np.asarray(classes).tolist())
+        return [v for v in np.unique(np.asarray(y).ravel()).tolist() if v not in seen]
+    except TypeError:  # unsortable mixed labels: let the scorer decide
+        return []
+
+
+def _set_learning_rates(net, lr, black_box_lr):
+    """Set the Adam groups' rates in place, keeping their moments (a warm start)."""
+    on_device = {id(p) for layer in black_box_layers(net.module_)
+                 for p in layer.black_box_parameters()}
+    for group in net.optimizer_.param_groups:
+        device = any(id(p) in on_device for p in group["params"])
+        group["lr"] = black_box_lr if device else lr
+    net.lr, net.black_box_lr = lr, black_box_lr
+
+
+def _count_faults(module):
+    """Device faults of every black box in ``module``, summed by kind (``FAULT_KINDS``)."""
+    total = dict.fromkeys(FAULT_KINDS, 0)
+    for box in _unique_black_boxes(module):
+        for kind, n in getattr(box, "n_faults", {}).items():
+            total[kind] = total.get(kind, 0) + int(n)
+    return total
+
+
 class _forked_torch_rng:
     """Seed torch's CPU generator inside ``torch.random.fork_rng``: the global state survives.
 
-    On a CUDA compute device the current device's generator is forked and
-    seeded too, so dropout there is reproducible as well.
+    With ``state`` (a state from an earlier fit's ``final_state``) the CPU
+    generator continues from there instead of being seeded, so a warm start
+    draws what the uninterrupted run would. ``final_state`` holds the CPU
+    generator's state at exit. On a CUDA compute device the current device's
+    generator is forked and seeded too, so dropout there is reproducible as
+    well.
     """
 
-    def __init__(self, device, seed):
+    def __init__(self, device, seed=0, state=None):
         self.seed = int(seed)
+        self.state = state
+        self.final_state = None
         dev = torch.device(device)
         self.cuda = dev.type == "cuda" and torch.cuda.is_available()
         self.devices = [dev.index if dev.index is not None else torch.cuda.current_device()] \
@@ -543,11 +895,15 @@ class _forked_torch_rng:
     def __enter__(self):
         self._fork = torch.random.fork_rng(devices=self.devices)
         self._fork.__enter__()
-        torch.default_generator.manual_seed(self.seed)
+        if self.state is not None:
+            torch.set_rng_state(self.state)
+        else:
+            torch.default_generator.manual_seed(self.seed)
         if self.cuda:
             with torch.cuda.device(self.devices[0]):
                 torch.cuda.manual_seed(self.seed)
         return self
 
     def __exit__(self, *exc):
+        self.final_state = torch.get_rng_state()
         return self._fork.__exit__(*exc)
