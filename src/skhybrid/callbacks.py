@@ -153,9 +153,14 @@ class QueryLogger(Callback):
     """
 
     def on_train_begin(self, net, **kwargs):
-        if len(net.history) and hasattr(self, "start_"):
+        now = count_queries(net.module_)
+        last = net.history[-1] if len(net.history) else {}
+        if last and hasattr(self, "start_"):
             return
-        self.start_ = count_queries(net.module_)
+        # A restored net continuing its history (a loaded model): the counters
+        # already hold the history's queries.
+        self.start_ = {"vectors": now["vectors"] - last.get("n_queries", 0),
+                       "configurations": now["configurations"] - last.get("n_configurations", 0)}
 
     def on_epoch_end(self, net, **kwargs):
         now = count_queries(net.module_)

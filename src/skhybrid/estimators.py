@@ -8,6 +8,7 @@ parameters exactly once after each optimiser step.
 
 import copy
 import copyreg
+import math
 import warnings
 
 import numpy as np
@@ -49,9 +50,9 @@ class _HybridNetMixin:
       continued by a warm start shuffles as the uninterrupted run would.
     * The state of each epoch's start (module, optimiser, torch's RNG) is
       kept until the epoch ends. When a :class:`~skhybrid.BlackBoxError`
-      or a ``KeyboardInterrupt`` (Ctrl-C) arrives during an epoch's
-      training or validation pass, the net goes back to that state and the
-      unfinished epoch is dropped from the history; the query and fault
+      arrives during an epoch, or a ``KeyboardInterrupt`` (Ctrl-C) during
+      its training or validation pass, the net goes back to that state and
+      the unfinished epoch is dropped from the history; the query and fault
       counters keep what was spent. A ``KeyboardInterrupt`` raised from an
       ``on_epoch_end`` callback (skorch's way to stop, as
       ``EarlyStopping`` does) keeps the finished epoch.
@@ -526,11 +527,21 @@ class _BaseHybrid(BaseEstimator):
         raised again with that said.
         """
         continuing = net is getattr(self, "net_", None)
+        outside = {"vectors": 0, "configurations": 0}
         if continuing:
             net.max_epochs = int(self.max_epochs)
             net.batch_size = int(self.batch_size)
             net.verbose = int(self.verbose)
             _set_learning_rates(net, float(self.lr), float(self.black_box_lr))
+            # Queries made since the last fit (predictions, scores) are not
+            # training: keep them out of n_queries_ and the history's counts.
+            now, before = count_queries(net.module_), getattr(self, "_queries_outside", outside)
+            spent = {k: now[k] - before[k] - self.n_queries_[k] for k in now}
+            outside = {k: before[k] + spent[k] for k in now}
+            for _, cb in net.callbacks_:
+                if isinstance(cb, QueryLogger) and hasattr(cb, "start_"):
+                    cb.start_ = {k: cb.start_[k] + spent[k] for k in spent}
+        self._queries_outside = outside
         failure = None
         with torch_rng:
             try:
@@ -544,7 +555,7 @@ class _BaseHybrid(BaseEstimator):
         self.net_ = net
         self.history_ = net.history_
         self.n_iter_ = len(net.history_)
-        self.n_queries_ = count_queries(net.module_)
+        self.n_queries_ = {k: v - outside[k] for k, v in count_queries(net.module_).items()}
         self.n_faults_ = _count_faults(net.module_)
         stopped_in = getattr(net, "interrupted_epoch_", None)
         kept = (f"as it was after epoch {self.n_iter_}, its last completed one"
@@ -778,21 +789,30 @@ class HybridRegressor(RegressorMixin, _BaseHybrid):
 DRIFT_MONITOR_EVERY = 10
 
 
-def finite_difference_step(black_box):
+def finite_difference_step(black_box, zo_samples=16):
     """The ZO step ``mu`` the estimators use for a device with imperfections.
 
-    ``max(mu_device, noise + additive_noise, quantisation step)``. The ZO
-    difference compares two sums over a batch of ``B`` inputs and ``d_out``
-    outputs, and the measurement noise of those sums averages down by about
-    ``sqrt(B d_out)``; balancing what is left against the forward scheme's
-    truncation error (``O(mu)``) gives a step of the order of the noise
-    level itself, far below ``noise ** (1/3)`` (which suits a single noisy
-    scalar and the central scheme). A step below one quantisation level does
-    not move the device at all. Measured on digits with 1 % noise and 8-bit
-    phases (``benchmarks/noise.py``, ``docs/reliability.md``).
+    ``max(mu_device, noise + additive_noise, quantisation step,
+    10 drift sqrt(zo_samples))``:
+
+    * The ZO difference compares two sums over a batch of ``B`` inputs and
+      ``d_out`` outputs, and the measurement noise of those sums averages
+      down by about ``sqrt(B d_out)``; balancing what is left against the
+      forward scheme's truncation error (``O(mu)``) gives a step of the
+      order of the noise level itself, far below ``noise ** (1/3)`` (which
+      suits a single noisy scalar and the central scheme).
+    * A step below one quantisation level does not move the device at all.
+    * Drift moves every parameter by a random-walk step at each of the
+      ``zo_samples`` reprogrammings of one estimate, the same for the whole
+      batch, so it does not average down: the step must dwarf the drift
+      accumulated over an estimate, ``drift sqrt(zo_samples)``.
+
+    Measured on digits and FSDD with 1 % noise, 8-bit phases and drift
+    (``benchmarks/noise.py``, ``docs/reliability.md``).
     """
     imp = black_box.imperfections
-    mu = max(float(black_box.mu), imp.noise + imp.additive_noise)
+    mu = max(float(black_box.mu), imp.noise + imp.additive_noise,
+             10 * imp.drift * math.sqrt(int(zo_samples)))
     if imp.param_bits is not None:
         low, high = imp.param_range or black_box.param_range
         mu = max(mu, (high - low) / (2**imp.param_bits - 1))
@@ -815,7 +835,7 @@ class _EstimatorLayerFactory(LayerFactory):
             options = self.layer_options or {}
             imp = layer.black_box.imperfections
             if "mu" not in options and imp.active:
-                layer.mu = finite_difference_step(layer.black_box)
+                layer.mu = finite_difference_step(layer.black_box, layer.zo_samples)
             if "monitor_every" not in options and imp.drift:
                 layer.monitor_every = DRIFT_MONITOR_EVERY
         return layer
