@@ -7,7 +7,7 @@ ideal device, and with 1 % multiplicative measurement noise on every query,
 (``1e-4`` per reprogramming). Everything else, including the seed, is the
 same, so the difference is the cost of the imperfections. The estimators'
 defaults for an imperfect device apply (``mu`` from
-:func:`skhybrid.estimators.finite_difference_step`, forward differences, the
+:meth:`skhybrid.BlackBox.suggested_mu`, forward differences, the
 surrogate monitor on under drift); ``--ablation`` compares them with other
 choices of step and difference scheme.
 
@@ -35,9 +35,9 @@ NOISY = {"noise": 0.01, "param_bits": 8, "drift": 1e-4}
 
 #: --ablation: name -> layer_options (None: the estimator's defaults).
 ABLATION = {
-    "default (forward, mu = finite_difference_step)": None,
-    "forward, mu = suggested_mu (noise ** 1/3)": {"mu": None},
-    "central, mu = suggested_mu": {"mu": None, "zo_scheme": "central"},
+    "default (forward, mu = suggested_mu)": None,
+    "forward, mu = noise ** 1/3": {"mu": NOISY["noise"] ** (1 / 3)},
+    "central, mu = noise ** 1/3": {"mu": NOISY["noise"] ** (1 / 3), "zo_scheme": "central"},
     "forward, mu = device default (1e-4)": {"mu": 1e-4},
 }
 

@@ -30,7 +30,7 @@ for noise in levels:
                            random_state=0)
     scores.append(clf.fit(X_train, y_train).score(X_test, y_test))
     print(f"noise {noise:.2f}: finite-difference step "
-          f"{make_black_box('mrr', 8, 8, noise=noise).suggested_mu:.3g}, "
+          f"{make_black_box('mrr', 8, 8, noise=noise).suggested_mu():.3g}, "
           f"test accuracy {scores[-1]:.3f}")
 
 fig, ax = plt.subplots(figsize=(5, 3.5))

@@ -365,7 +365,7 @@ def _train(layer, steps, g):
     opt = torch.optim.Adam(layer.parameters(), lr=0.01)
     for _ in range(steps):
         opt.zero_grad()
-        layer(torch.randn(4, 10, generator=g)).sum().backward()
+        layer(torch.randn(4, layer.d_in, generator=g)).sum().backward()
         opt.step()
         layer.update_surrogate()
     return opt
@@ -393,3 +393,14 @@ def test_checkpoint_resumes_exactly(tmp_path):
     assert torch.equal(resumed.params, straight.params)
     assert torch.equal(resumed.surrogate.matrix(), straight.surrogate.matrix())
     assert resumed.n_queries["zo"] == straight.n_queries["zo"]
+
+
+def test_monitor_state_survives_a_checkpoint():
+    layer = _layer(d_in=60, d_out=20, rank=2, surrogate_samples=2, monitor_every=1)
+    _train(layer, 2, torch.Generator().manual_seed(0))
+    reference = layer._monitor_reference
+    assert reference is not None
+    restored = _layer(d_in=60, d_out=20, rank=2, surrogate_samples=2, monitor_every=1)
+    restored.load_state_dict(layer.state_dict())
+    assert restored._monitor_reference == reference
+    _train(restored, 2, torch.Generator().manual_seed(1))  # no TypeError on resume

@@ -14,7 +14,7 @@ from sklearn.datasets import load_iris
 
 from skhybrid import BlackBoxError, CallableBlackBox, HybridClassifier
 from skhybrid.black_boxes import FAULT_KINDS
-from skhybrid.estimators import DRIFT_MONITOR_EVERY, finite_difference_step
+from skhybrid.estimators import DRIFT_MONITOR_EVERY
 
 D = 6  # the device maps hidden_units = 6 -> 6
 FAST = dict(hidden_units=D, rank=2, zo_samples=4, max_epochs=3, batch_size=50, random_state=0)
@@ -148,7 +148,7 @@ def test_the_finite_difference_step_suits_noise_and_quantisation():
     X, y = load_iris(return_X_y=True)
     layer = _layer(noisy.fit(X, y))
     assert layer.mu == pytest.approx(2 * np.pi / 255)  # one quantisation level
-    assert layer.mu == finite_difference_step(layer.black_box)
+    assert layer.mu == layer.black_box.suggested_mu(layer.zo_samples)
     assert layer.zo_scheme == "forward" and layer.monitor_every is None  # no drift
     only_noise = _layer(noisy.set_params(black_box_options={"noise": 0.01}).fit(X, y))
     assert only_noise.mu == pytest.approx(0.01)
@@ -158,10 +158,10 @@ def test_the_finite_difference_step_suits_noise_and_quantisation():
     drifting = _layer(noisy.set_params(black_box_options={"drift": 1e-3}, zo_samples=4).fit(X, y))
     assert drifting.mu == pytest.approx(10 * 1e-3 * np.sqrt(4))
     assert drifting.monitor_every == DRIFT_MONITOR_EVERY
-    # layer_options win: mu=None asks the device's suggested_mu.
+    # layer_options win.
     asked = _layer(noisy.set_params(black_box_options={"noise": 0.01},
-                                    layer_options={"mu": None}).fit(X, y))
-    assert asked.mu == pytest.approx(asked.black_box.suggested_mu)
+                                    layer_options={"mu": 0.2}).fit(X, y))
+    assert asked.mu == 0.2
 
 
 class LowRankDevice:

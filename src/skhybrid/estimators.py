@@ -8,7 +8,6 @@ parameters exactly once after each optimiser step.
 
 import copy
 import copyreg
-import math
 import warnings
 
 import numpy as np
@@ -222,12 +221,11 @@ _SHARED_PARAMETERS = """
     layer_options : dict or None, default=None
         Further :class:`~skhybrid.BlackBoxLayer` options (``zo_scheme``,
         ``zo_directions``, ``mu``, ``probes``, ``rebuild_every``,
-        ``monitor_every``, ...). Unless set here, a device with
-        imperfections gets the ZO step
-        :func:`~skhybrid.estimators.finite_difference_step` (``mu=None``
-        asks for the device's ``suggested_mu`` instead), and a drifting one
-        ``monitor_every=10``: the surrogate is checked every 10 updates and
-        rebuilt when drift has made it stale.
+        ``monitor_every``, ...). Unless ``mu`` is set here, the ZO step is
+        the device's :meth:`~skhybrid.BlackBox.suggested_mu`, which grows
+        with noise, quantisation and drift; and unless ``monitor_every`` is,
+        a drifting device gets ``monitor_every=10``: the surrogate is
+        checked every 10 updates and rebuilt when drift has made it stale.
     max_epochs : int, default=40
         Passes over the training data.
     batch_size : int, default=32
@@ -789,41 +787,10 @@ class HybridRegressor(RegressorMixin, _BaseHybrid):
 DRIFT_MONITOR_EVERY = 10
 
 
-def finite_difference_step(black_box, zo_samples=16):
-    """The ZO step ``mu`` the estimators use for a device with imperfections.
-
-    ``max(mu_device, noise + additive_noise, quantisation step,
-    10 drift sqrt(zo_samples))``:
-
-    * The ZO difference compares two sums over a batch of ``B`` inputs and
-      ``d_out`` outputs, and the measurement noise of those sums averages
-      down by about ``sqrt(B d_out)``; balancing what is left against the
-      forward scheme's truncation error (``O(mu)``) gives a step of the
-      order of the noise level itself, far below ``noise ** (1/3)`` (which
-      suits a single noisy scalar and the central scheme).
-    * A step below one quantisation level does not move the device at all.
-    * Drift moves every parameter by a random-walk step at each of the
-      ``zo_samples`` reprogrammings of one estimate, the same for the whole
-      batch, so it does not average down: the step must dwarf the drift
-      accumulated over an estimate, ``drift sqrt(zo_samples)``.
-
-    Measured on digits and FSDD with 1 % noise, 8-bit phases and drift
-    (``benchmarks/noise.py``, ``docs/reliability.md``).
-    """
-    imp = black_box.imperfections
-    mu = max(float(black_box.mu), imp.noise + imp.additive_noise,
-             10 * imp.drift * math.sqrt(int(zo_samples)))
-    if imp.param_bits is not None:
-        low, high = imp.param_range or black_box.param_range
-        mu = max(mu, (high - low) / (2**imp.param_bits - 1))
-    return float(mu)
-
-
 class _EstimatorLayerFactory(LayerFactory):
     """:class:`~skhybrid.modules.LayerFactory` with the estimators' defaults for real devices.
 
-    Unless ``layer_options`` says otherwise, a layer on an imperfect device
-    gets ``mu`` from :func:`finite_difference_step`, and one on a drifting
+    Unless ``layer_options`` says otherwise, a layer on a drifting
     device with a randomised surrogate update checks its surrogate every
     :data:`DRIFT_MONITOR_EVERY` updates and rebuilds it when drift has made
     it stale.
@@ -834,8 +801,6 @@ class _EstimatorLayerFactory(LayerFactory):
         if isinstance(layer, BlackBoxLayer):
             options = self.layer_options or {}
             imp = layer.black_box.imperfections
-            if "mu" not in options and imp.active:
-                layer.mu = finite_difference_step(layer.black_box, layer.zo_samples)
             if "monitor_every" not in options and imp.drift:
                 layer.monitor_every = DRIFT_MONITOR_EVERY
         return layer

@@ -20,6 +20,11 @@ __all__ = [
     "update_surrogates",
 ]
 
+#: Absolute slack of the surrogate monitor, so that a surrogate that was
+#: exact after its rebuild (reference error ~0) is not rebuilt at every check
+#: for errors at the level of the measurement noise.
+_MONITOR_SLACK = 0.01
+
 #: gradient mode -> (input gradient, parameter gradient)
 GRADIENT_MODES = {
     "astralora": ("surrogate", "zo"),
@@ -80,10 +85,9 @@ class BlackBoxLayer(nn.Module):
         central differences (twice the configurations, robust to noise).
     mu : float or None, default=None
         Finite-difference step; ``None`` takes the black box's
-        :attr:`~skhybrid.black_boxes.BlackBox.suggested_mu`: its own ``mu``
-        for an ideal device, larger under measurement noise or parameter
-        quantisation (where ``zo_scheme="central"`` is also the better
-        choice: its truncation error is ``O(mu**2)``).
+        :meth:`~skhybrid.black_boxes.BlackBox.suggested_mu`: its own ``mu``
+        for an ideal device, larger under measurement noise, parameter
+        quantisation or drift.
     compressed_batch : bool or "auto", default="auto"
         Send the ``d_out`` vectors ``G^T X`` instead of the batch to each ZO
         configuration. ``"auto"`` does so when the device is linear in ``x``
@@ -100,10 +104,11 @@ class BlackBoxLayer(nn.Module):
     monitor_every : int or None, default=None
         Every this many updates, measure the surrogate's relative error on
         ``monitor_samples`` fresh probes (:meth:`monitor_surrogate`), and
-        rebuild the surrogate when that error has grown by more than a
-        factor ``1 + monitor_tol`` over its value just after the last
-        rebuild (the best rank-r error is unknown, so the reference is the
-        error the surrogate had when it was exact).
+        rebuild the surrogate when that error exceeds
+        ``(1 + monitor_tol) * e0 + 0.01``, with ``e0`` its value just after
+        the last rebuild (the best rank-r error is unknown, so the reference
+        is the error the surrogate had when it was exact; the 0.01 keeps an
+        exact surrogate from being rebuilt for noise-level errors).
     monitor_samples : int, default=8
     monitor_tol : float, default=0.25
 
@@ -189,7 +194,7 @@ class BlackBoxLayer(nn.Module):
         self.random_state = random_state
         self.zo_directions = zo_directions
         self.zo_scheme = zo_scheme
-        self.mu = float(black_box.suggested_mu if mu is None else mu)
+        self.mu = float(black_box.suggested_mu(zo_samples) if mu is None else mu)
         self.compressed_batch = compressed_batch
         self.probes = probes
         self.rebuild_every = rebuild_every
@@ -389,7 +394,10 @@ class BlackBoxLayer(nn.Module):
             self.surrogate_params.copy_(current)
         if self._monitoring and n % self.monitor_every == 0:
             error = self.last_monitored_error = self.monitor_surrogate()
-            if error > (1 + self.monitor_tol) * self._monitor_reference:
+            if self._monitor_reference is None:
+                # No reference (e.g. restored from an older checkpoint): take this one.
+                self._monitor_reference = error
+            elif error > (1 + self.monitor_tol) * self._monitor_reference + _MONITOR_SLACK:
                 self.rebuild_surrogate()
         return True
 
@@ -476,6 +484,9 @@ class BlackBoxLayer(nn.Module):
             "counts": copy.deepcopy(box.counts),
             "n_faults": dict(box.n_faults),
             "n_rebuilds": self.n_rebuilds,
+            # -1: no reference yet (the monitor measures one at the next rebuild).
+            "monitor_reference": -1.0 if self._monitor_reference is None
+            else float(self._monitor_reference),
         }
 
     def set_extra_state(self, state):
@@ -487,6 +498,8 @@ class BlackBoxLayer(nn.Module):
         box.counts = copy.deepcopy(state["counts"])
         box.n_faults = dict(state["n_faults"])
         self.n_rebuilds = int(state["n_rebuilds"])
+        reference = float(state.get("monitor_reference", -1.0))
+        self._monitor_reference = None if reference < 0 else reference
         # The device's current setting is unknown after a restore: the next
         # query counts as a reconfiguration.
         box._programmed = None

@@ -196,15 +196,17 @@ def test_suggested_mu_grows_with_noise_and_quantisation():
     from skhybrid import make_black_box
 
     ideal = make_black_box("slm", 4, 3)
-    assert ideal.suggested_mu == ideal.mu == 1e-4
+    assert ideal.suggested_mu() == ideal.mu == 1e-4
     noisy = make_black_box("slm", 4, 3, noise=0.01)
-    assert noisy.suggested_mu == pytest.approx(0.01 ** (1 / 3))
+    assert noisy.suggested_mu() == pytest.approx(0.01)
     coarse = make_black_box("slm", 4, 3, param_bits=4)
-    assert coarse.suggested_mu == pytest.approx(2 * math.pi / 15)
+    assert coarse.suggested_mu() == pytest.approx(2 * math.pi / 15)
+    drifting = make_black_box("slm", 4, 3, drift=1e-3)
+    assert drifting.suggested_mu(zo_samples=4) == pytest.approx(10 * 1e-3 * 2)
     # A step of suggested_mu moves the quantised device; the ideal mu does not.
     x = torch.eye(4, dtype=torch.float64)
     p = coarse.params0
     u = torch.zeros_like(p)
     u[0] = 1.0
     assert torch.equal(coarse.query(x, p), coarse.query(x, p + 1e-4 * u))
-    assert not torch.equal(coarse.query(x, p), coarse.query(x, p + coarse.suggested_mu * u))
+    assert not torch.equal(coarse.query(x, p), coarse.query(x, p + coarse.suggested_mu() * u))

@@ -190,23 +190,36 @@ class BlackBox:
         with torch.no_grad():
             return self._forward(eye, params.reshape(1, -1))[0].T
 
-    @property
-    def suggested_mu(self):
+    def suggested_mu(self, zo_samples=16):
         """A finite-difference step that suits the device *with* its imperfections.
 
-        ``mu`` suits the ideal device. Measurement noise of relative size
-        ``e`` swamps a difference of size ``mu |g|`` unless ``mu`` grows:
-        balancing the noise (``e / mu``) against the truncation error of a
-        difference (``mu**2`` for the central scheme) gives ``mu ~ e**(1/3)``.
-        A quantised parameter does not move at all for a step below one
-        level, so ``mu`` is at least the quantisation step. Additive noise
-        is taken relative to outputs of order one.
+        ``max(mu, noise + additive_noise, quantisation step,
+        10 drift sqrt(zo_samples))``, where ``mu`` is the ideal device's step:
+
+        * A ZO difference compares two sums over a batch of ``B`` inputs and
+          ``d_out`` outputs; independent measurement noise of relative size
+          ``e`` averages down by about ``sqrt(B d_out)`` in them, so balanced
+          against the forward scheme's ``O(mu)`` truncation error the step is
+          of the order of ``e`` itself (the textbook ``e**(1/3)`` suits one
+          noisy scalar and the central scheme, and measured an order of
+          magnitude too large here: ``docs/reliability.md``).
+        * A step below one quantisation level does not move the device.
+        * Drift moves every parameter at each of the ``zo_samples``
+          reprogrammings of one estimate, the same for the whole batch, so
+          the step must dwarf the drift accumulated over an estimate.
+
+        Parameters
+        ----------
+        zo_samples : int, default=16
+            Directions per ZO estimate (reprogrammings the drift accumulates over).
+
+        Returns
+        -------
+        float
         """
         imp = self.imperfections
-        mu = self.mu
-        level = imp.noise + imp.additive_noise
-        if level > 0:
-            mu = max(mu, level ** (1 / 3))
+        mu = max(float(self.mu), imp.noise + imp.additive_noise,
+                 10 * imp.drift * math.sqrt(int(zo_samples)))
         if imp.param_bits is not None:
             low, high = imp.param_range or self.param_range
             mu = max(mu, (high - low) / (2**imp.param_bits - 1))
