@@ -30,7 +30,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --disable-pip-version-check -q "torch==2.13.0"
-	$(PIP) install --disable-pip-version-check -q -e ".[test,plot,persistence,dask,docs]"
+	$(PIP) install --disable-pip-version-check -q -e ".[test,plot,audio,persistence,dask,docs]"
 	touch $(STAMP)
 
 clean:

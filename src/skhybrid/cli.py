@@ -162,13 +162,16 @@ def _build_parser():
         prog="skhybrid",
         description="Train neural networks with a forward-only black-box layer (a simulated "
                     "photonic device) and compare them with their digital twin.",
-        epilog="Without a command, 'skhybrid' runs the demo. 'skhybrid demo --help' and "
-               "'skhybrid fit --help' list every option.",
+        epilog="Without a command, 'skhybrid' runs the demo. 'skhybrid demo --help', "
+               "'skhybrid fit --help' and 'skhybrid bench --help' list every option.",
     )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"skhybrid {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,fit}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,fit,bench}")
+    # Listed for --help; `main` hands `bench` to skhybrid.bench before parsing.
+    commands.add_parser("bench", help="reproduce the paper's experiments in miniature "
+                                      "(skhybrid bench --help)", add_help=False)
     demo = commands.add_parser(
         "demo", parents=[common], help="digits with the MZI mesh vs digital twin vs exact oracle",
         description="Train on scikit-learn's digits (1797 8x8 images, 10 classes) with the "
@@ -528,6 +531,11 @@ def run_fit(args):
 def main(argv=None):
     """Entry point of the ``skhybrid`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        # The benchmarks have their own parser and set their workers' threads.
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     if not argv or argv[0] not in ("demo", "fit", "-h", "--help", "--version"):
         argv.insert(0, "demo")
     parser = _build_parser()

@@ -1,0 +1,7 @@
+"""``python -m skhybrid.bench``: the same as ``skhybrid bench``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
