@@ -29,13 +29,6 @@ SMALL = dict(black_box="slm", hidden_units=8, rank=2, zo_samples=4, random_state
 
 
 @pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    order = np.random.RandomState(0).permutation(len(y))
-    return X[order], y[order]
-
-
-@pytest.fixture(scope="module")
 def six_epochs(iris):
     X, y = iris
     return HybridClassifier(**SMALL, max_epochs=6).fit(X, y)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -17,13 +16,6 @@ from skhybrid.callbacks import HeldOutScore
 from skhybrid.layers import GRADIENT_MODES
 
 SMALL = dict(black_box="slm", hidden_units=8, rank=2, zo_samples=4, max_epochs=3, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    order = np.random.RandomState(0).permutation(len(y))
-    return X[order], y[order]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import zipfile
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -19,13 +18,6 @@ sio = pytest.importorskip("skops.io", reason="skops is not installed (the persis
 persistence = pytest.importorskip("skhybrid.persistence")
 
 SMALL = dict(black_box="slm", hidden_units=6, rank=2, zo_samples=4, max_epochs=3, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    order = np.random.RandomState(0).permutation(len(y))
-    return X[order], y[order]
 
 
 @pytest.fixture(scope="module")

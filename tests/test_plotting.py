@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV
 
 from skhybrid import HybridClassifier
@@ -11,13 +10,6 @@ plotting = pytest.importorskip("skhybrid.plotting")
 from matplotlib.image import imread
 
 SMALL = dict(black_box="slm", hidden_units=6, rank=2, zo_samples=4, max_epochs=4, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    order = np.random.RandomState(0).permutation(len(y))
-    return X[order], y[order]
 
 
 @pytest.fixture(scope="module")
