@@ -132,3 +132,29 @@ def test_black_box_options_are_parsed_into_values():
     assert cli._option("flag=true") == ("flag", True)
     with pytest.raises(argparse.ArgumentTypeError):
         cli._option("noise")
+
+
+def test_unwritable_out_fails_before_training(tmp_path, capsys):
+    from skhybrid.cli import main
+
+    data = tmp_path / "iris.csv"
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(data, index=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["fit", str(data), "--target", "target", "--epochs", "1", "--compare", "none",
+                 "-q", "--out", str(blocker / "sub")])
+    assert code == 2
+    err = capsys.readouterr()
+    assert "--out" in err.err and "model" not in err.out  # nothing was trained
+
+
+def test_single_class_target_is_an_error(tmp_path, capsys):
+    from skhybrid.cli import main
+
+    data = tmp_path / "one.csv"
+    data.write_text("a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n")
+    assert main(["fit", str(data), "--target", "label", "-q", "--no-plot"]) == 2
+    assert "single class" in capsys.readouterr().err

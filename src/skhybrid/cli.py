@@ -456,8 +456,22 @@ def _plot(results, task, path):
     return path
 
 
-def _report(results, task, args, stem):
+def _check_writable_folder(folder, what):
+    """Fail before training, not after it, when ``folder`` cannot be written."""
+    folder = os.path.abspath(folder or ".")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the {what} folder {folder!r}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"the {what} folder {folder!r} is not writable")
+
+
+def _report(results, task, args, stem, before_plot=None):
     print("\n" + _comparison(results, task))
+    if before_plot is not None:
+        # What must not be lost (the saved model) comes before the picture.
+        before_plot()
     if not args.no_plot:
         path = _plot(results, task, os.path.join(args.out, f"{stem}-learning-curve.png"))
         if path:
@@ -501,11 +515,17 @@ def run_fit(args):
             import skops.io  # noqa: F401  (checked before training, not after)
         except ImportError:
             raise ValueError("--save needs skops: pip install 'skhybrid[persistence]'") from None
+        _check_writable_folder(os.path.dirname(args.save), "--save")
+    if not args.no_plot:
+        _check_writable_folder(args.out, "--out")
     X, y, names, n_dropped = read_csv(args.data, args.target, drop=args.drop,
                                       delimiter=args.delimiter)
     task = infer_task(y) if args.task == "auto" else args.task
     if task == "regression" and y.dtype.kind not in "fiu":
         raise ValueError(f"--task regression needs a numeric target; {args.target!r} is not")
+    if task == "classification" and len(np.unique(y)) < 2:
+        raise ValueError(f"the target {args.target!r} has a single class "
+                         f"({np.unique(y)[0]!r}): there is nothing to classify")
     epochs = args.epochs or 40
     X_train, X_test, y_train, y_test = _split(X, y, task, args)
     dropped = f", {n_dropped} rows with empty cells dropped" if n_dropped else ""
@@ -514,17 +534,21 @@ def run_fit(args):
           f"({task}, {detail}); {len(X_train)} training and {len(X_test)} test rows, "
           f"{epochs} epochs per model")
     results = _train_all(_runs(args, epochs), task, X_train, y_train, X_test, y_test, args.quiet)
-    _report(results, task, args, os.path.splitext(os.path.basename(args.data))[0])
-    if args.save:
+
+    def save_model():
+        if not args.save:
+            return
         model = results[0]["estimator"]
         model.feature_names_ = np.asarray(names, dtype=object)
         from .persistence import save
 
         path = args.save if args.save.endswith(".skops") else args.save + ".skops"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         save(model, path)
-        print(f"model saved to {path} (skops; load it with skhybrid.persistence.load, "
-              f"its features are in .feature_names_)")
+        print(f"\nmodel saved to {path} (skops; load it with skhybrid.persistence.load; it "
+              f"takes the encoded columns listed in .feature_names_)")
+
+    _report(results, task, args, os.path.splitext(os.path.basename(args.data))[0],
+            before_plot=save_model)
     return 0
 
 

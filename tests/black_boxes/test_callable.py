@@ -112,3 +112,8 @@ def test_validation(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         CallableBlackBox(**args)
+
+
+def test_non_finite_params0_is_rejected():
+    with pytest.raises(ValueError, match="params0 must be finite"):
+        CallableBlackBox(scaled_matrix, 3, 2, 1, [float("nan")])

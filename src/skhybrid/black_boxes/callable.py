@@ -111,6 +111,8 @@ class CallableBlackBox(BlackBox):
                 f"params0 must have length n_params={n_params}; got shape "
                 f"{np.asarray(params0).shape}"
             )
+        if not np.isfinite(self._params0_given).all():
+            raise ValueError("params0 must be finite; it holds NaN or inf")
         self.mu = float(mu)
         self.linear_in_x = bool(linear_in_x)
         self.param_range = param_range
