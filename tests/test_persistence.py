@@ -199,3 +199,10 @@ def test_every_torch_load_in_the_package_is_weights_only():
                 weights_only = [k for k in node.keywords if k.arg == "weights_only"]
                 assert weights_only and getattr(weights_only[0].value, "value", None) is True, \
                     f"{path.name}:{node.lineno}: torch.load without weights_only=True"
+
+
+def test_loading_a_file_that_is_not_skops_names_the_problem(tmp_path):
+    junk = tmp_path / "junk.skops"
+    junk.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a skops file"):
+        persistence.load(junk)

@@ -70,6 +70,8 @@ Examples
 True
 """
 
+import zipfile
+
 import numpy as np
 import torch
 from torch import nn
@@ -200,7 +202,10 @@ def untrusted_types(path):
         Sorted type and function names (empty for a file holding only
         skhybrid, scikit-learn, numpy and builtin objects).
     """
-    names = _skops_io().get_untrusted_types(file=path)
+    try:
+        names = _skops_io().get_untrusted_types(file=path)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path!r} is not a skops file (not a zip archive)") from None
     return sorted(set(names) - set(TRUSTED_TYPES))
 
 

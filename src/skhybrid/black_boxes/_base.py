@@ -313,7 +313,7 @@ class BlackBox:
         raise BlackBoxError(
             f"{type(self).__name__}: a {purpose!r} query of {n} input vector(s) at "
             f"{P.shape[0]} configuration(s) failed {len(causes)} time(s); last cause: "
-            f"{type(causes[-1]).__name__}: {causes[-1]}",
+            f"{_describe(causes[-1])}",
             purpose=purpose, cause=causes[-1],
         ) from causes[-1]
 
@@ -397,6 +397,12 @@ class BlackBox:
         walk = self._drift + std * torch.cumsum(steps, dim=0)
         self._drift = walk[-1].clone()
         return P + walk.to(P.device)
+
+
+def _describe(exc):
+    """``"kind: message"`` for a fault, ``"ExceptionType: message"`` otherwise."""
+    label = exc.kind if isinstance(exc, _Fault) else type(exc).__name__
+    return f"{label}: {exc}"
 
 
 def _check_width(name, value):
