@@ -523,9 +523,10 @@ def run_fit(args):
     task = infer_task(y) if args.task == "auto" else args.task
     if task == "regression" and y.dtype.kind not in "fiu":
         raise ValueError(f"--task regression needs a numeric target; {args.target!r} is not")
-    if task == "classification" and len(np.unique(y)) < 2:
+    if task == "classification" and len(y) >= 2 and len(np.unique(y)) < 2:
+        # (Fewer than two rows gets its own message from the split below.)
         raise ValueError(f"the target {args.target!r} has a single class "
-                         f"({np.unique(y)[0]!r}): there is nothing to classify")
+                         f"({np.unique(y)[0]}): there is nothing to classify")
     epochs = args.epochs or 40
     X_train, X_test, y_train, y_test = _split(X, y, task, args)
     dropped = f", {n_dropped} rows with empty cells dropped" if n_dropped else ""
