@@ -199,6 +199,13 @@ def _plt():
     return plt
 
 
+def save_figure(plt, fig, path):
+    """Lay out ``fig``, write it to ``path`` as a PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_error_traces(results, path, title):
     """Surrogate error / best rank-r error against training step, one line per run group."""
     plt = _plt()
@@ -226,9 +233,7 @@ def plot_error_traces(results, path, title):
     ax.set_yscale("log")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
     return True
 
 
@@ -253,9 +258,7 @@ def plot_queries(results, path, title):
     ax.set_yscale("log")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
     return True
 
 

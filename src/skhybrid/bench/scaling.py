@@ -17,7 +17,7 @@ from torch import nn
 
 from ..black_boxes import make_black_box
 from ..layers import BlackBoxLayer
-from .report import _plt, markdown_table
+from .report import _plt, markdown_table, save_figure
 
 __all__ = ["measure", "report", "specs"]
 
@@ -170,9 +170,7 @@ def report(results, out_dir):
         ax.set_ylabel("ms (median)")
         ax.set_title(f"scaling, {rows[0]['device']}, rank {rows[0]['rank']}")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "scaling.png"), dpi=110)
-        plt.close(fig)
+        save_figure(plt, fig, os.path.join(out_dir, "scaling.png"))
     return "\n".join([
         "## scaling", "",
         f"One process, one thread, `{rows[0]['device']}` black box, batch "

@@ -16,7 +16,8 @@ Every sweep has its digital, exact and frozen baselines at the same epochs.
 from collections import defaultdict
 
 from ._runner import expand
-from .report import _plt, error_table, fmt, markdown_table, plot_error_traces, select, stats
+from .report import (_plt, error_table, fmt, markdown_table, plot_error_traces,
+                     save_figure, select, stats)
 
 __all__ = ["specs", "report"]
 
@@ -88,9 +89,7 @@ def _plot_rank(rows, path, title):
         ax.set_title(device)
         ax.legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
     return True
 
 
@@ -122,9 +121,7 @@ def _plot_zo(rows, path, title):
         axes[1, j].set_xlabel("black-box input vectors per training sample")
         axes[0, j].set_title(device)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
     return True
 
 

@@ -98,7 +98,7 @@ def report(results, out_dir):
 
 
 def _plot_curves(results, path):
-    from .report import _plt
+    from .report import _plt, save_figure
 
     rows = [r for r in results if r.get("setting") == "standard" and r.get("val_curve")]
     plt = _plt()
@@ -119,7 +119,5 @@ def _plot_curves(results, path):
     ax.set_ylabel("validation loss (nats/char)")
     ax.set_title("text, standard: validation loss")
     ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
     return True
